@@ -1,0 +1,374 @@
+// Package config is the one place that knows the server's settings: their
+// names, defaults and checks, and how flags, SSO_* environment variables and
+// an optional YAML file combine (flags win over the environment, which wins
+// over the file, which wins over the defaults).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config holds every setting of sso serve and the CLI.
+type Config struct {
+	Addr        string
+	Issuer      string
+	DatabaseURL string
+	DataDir     string
+	LogLevel    string
+	LogFormat   string
+
+	KeyEncryptionKey     string // secret: never logged
+	KeyEncryptionKeyFile string
+
+	DBMaxOpenConns    int
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPMaxBodyBytes      int64
+	ShutdownTimeout       time.Duration
+
+	AccessTokenLifetime  time.Duration
+	RefreshTokenLifetime time.Duration
+	IDTokenLifetime      time.Duration
+	AuthCodeLifetime     time.Duration
+
+	PasswordHashMemoryKiB   uint32
+	PasswordHashIterations  uint32
+	PasswordHashParallelism uint8
+
+	BootstrapAdminPassword string // secret: never logged
+}
+
+// Option describes one setting; the README table is checked against Options.
+type Option struct {
+	Key     string // YAML key; the flag is Key with '-' for '_', the variable SSO_ + upper(Key)
+	Default string
+	Usage   string
+	NoFlag  bool // secrets are not flags: command lines show up in ps
+	set     func(c *Config, v string) error
+}
+
+// Env is the environment variable of the option.
+func (o Option) Env() string { return "SSO_" + strings.ToUpper(o.Key) }
+
+// Flag is the command-line flag of the option, without dashes.
+func (o Option) Flag() string { return strings.ReplaceAll(o.Key, "_", "-") }
+
+// Options lists every setting in the order the README documents them.
+var Options = []Option{
+	{Key: "addr", Default: "localhost:8080", Usage: "host:port the HTTP server listens on",
+		set: func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be host:port, for example localhost:8080 or :8080")
+			}
+			c.Addr = v
+			return nil
+		}},
+	{Key: "issuer", Default: "", Usage: "public base URL of this server, the OpenID Connect issuer; https unless the host is localhost (default http://localhost:<port of addr>)",
+		set: func(c *Config, v string) error { c.Issuer = strings.TrimRight(v, "/"); return nil }},
+	{Key: "database_url", Default: "", Usage: "sqlite:///path/to/file.db or postgres://user:pass@host:5432/db (default sqlite://<data_dir>/sso.db)",
+		set: func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{Key: "data_dir", Default: "./data", Usage: "directory for the SQLite database and the generated key file (created with mode 0700)",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			c.DataDir = v
+			return nil
+		}},
+	{Key: "log_level", Default: "info", Usage: "debug, info, warn or error",
+		set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{Key: "log_format", Default: "text", Usage: "text or json",
+		set: oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
+	{Key: "key_encryption_key", Default: "", NoFlag: true, Usage: "32-byte key (base64 or hex) that encrypts keys and personal data at rest; default: generated into <data_dir>/key-encryption.key (mode 0600)",
+		set: func(c *Config, v string) error { c.KeyEncryptionKey = v; return nil }},
+	{Key: "key_encryption_key_file", Default: "", Usage: "file holding the key-encryption key (for mounted secrets); default <data_dir>/key-encryption.key",
+		set: func(c *Config, v string) error { c.KeyEncryptionKeyFile = v; return nil }},
+	{Key: "db_max_open_conns", Default: "0", Usage: "connection pool size (0: 25 on PostgreSQL, 8 on SQLite)",
+		set: intSetting(func(c *Config) *int { return &c.DBMaxOpenConns }, 0, 10000)},
+	{Key: "db_max_idle_conns", Default: "0", Usage: "idle connections kept open (0: same as db_max_open_conns)",
+		set: intSetting(func(c *Config) *int { return &c.DBMaxIdleConns }, 0, 10000)},
+	{Key: "db_conn_max_lifetime", Default: "30m", Usage: "close pooled connections after this long (lets PostgreSQL fail over)",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.DBConnMaxLifetime }, 0)},
+	{Key: "http_read_header_timeout", Default: "5s", Usage: "time allowed to read request headers",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.HTTPReadHeaderTimeout }, time.Second)},
+	{Key: "http_read_timeout", Default: "30s", Usage: "time allowed to read a whole request",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.HTTPReadTimeout }, time.Second)},
+	{Key: "http_write_timeout", Default: "30s", Usage: "time allowed to write a response",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.HTTPWriteTimeout }, time.Second)},
+	{Key: "http_idle_timeout", Default: "120s", Usage: "keep-alive connections idle longer are closed",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.HTTPIdleTimeout }, time.Second)},
+	{Key: "http_max_body_bytes", Default: "1048576", Usage: "largest request body accepted, in bytes",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 {
+				return errors.New("must be a whole number of bytes, at least 1024")
+			}
+			c.HTTPMaxBodyBytes = n
+			return nil
+		}},
+	{Key: "shutdown_timeout", Default: "30s", Usage: "on SIGTERM/SIGINT, time given to in-flight requests before the server stops",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
+	{Key: "access_token_lifetime", Default: "1h", Usage: "lifetime of access tokens",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.AccessTokenLifetime }, time.Minute)},
+	{Key: "refresh_token_lifetime", Default: "720h", Usage: "lifetime of refresh tokens",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.RefreshTokenLifetime }, time.Minute)},
+	{Key: "id_token_lifetime", Default: "1h", Usage: "lifetime of ID tokens",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.IDTokenLifetime }, time.Minute)},
+	{Key: "auth_code_lifetime", Default: "1m", Usage: "lifetime of authorization codes",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.AuthCodeLifetime }, 10*time.Second)},
+	{Key: "password_hash_memory_kib", Default: "19456", Usage: "argon2id memory per hash, in KiB (19 MiB)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n < 8*1024 || n > 4*1024*1024 {
+				return errors.New("must be between 8192 and 4194304 KiB")
+			}
+			c.PasswordHashMemoryKiB = uint32(n)
+			return nil
+		}},
+	{Key: "password_hash_iterations", Default: "2", Usage: "argon2id passes over memory",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n < 1 || n > 100 {
+				return errors.New("must be between 1 and 100")
+			}
+			c.PasswordHashIterations = uint32(n)
+			return nil
+		}},
+	{Key: "password_hash_parallelism", Default: "1", Usage: "argon2id lanes",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseUint(v, 10, 8)
+			if err != nil || n < 1 || n > 64 {
+				return errors.New("must be between 1 and 64")
+			}
+			c.PasswordHashParallelism = uint8(n)
+			return nil
+		}},
+	{Key: "bootstrap_admin_password", Default: "", NoFlag: true, Usage: "password of the administrator 'admin' created on the very first start (default: a random one-time password, printed once)",
+		set: func(c *Config, v string) error { c.BootstrapAdminPassword = v; return nil }},
+}
+
+func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		for _, a := range allowed {
+			if v == a {
+				*field(c) = v
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func intSetting(field func(*Config) *int, lo, hi int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func durationSetting(field func(*Config) *time.Duration, lo time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < lo {
+			return fmt.Errorf("must be a duration such as 30s, 15m or 1h, at least %s", lo)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// Flags holds the flags one command registered, to be read after parsing.
+type Flags struct {
+	fs     *flag.FlagSet
+	values map[string]*string
+	file   *string
+}
+
+// RegisterFlags adds --config and one flag per option to fs.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs, values: map[string]*string{}}
+	f.file = fs.String("config", "", "YAML configuration file (also $SSO_CONFIG)")
+	for _, o := range Options {
+		if o.NoFlag {
+			continue
+		}
+		f.values[o.Key] = fs.String(o.Flag(), "", o.Usage)
+	}
+	return f
+}
+
+// Load builds the configuration from defaults, the YAML file (--config or
+// $SSO_CONFIG), the environment and the flags that were set, then checks it.
+// getenv is os.Getenv outside tests. Errors name the setting and the reason.
+func Load(f *Flags, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	for _, o := range Options {
+		if err := o.set(c, o.Default); err != nil && o.Default != "" {
+			return nil, fmt.Errorf("default of %s: %w", o.Key, err)
+		}
+	}
+	path := getenv("SSO_CONFIG")
+	if f != nil && *f.file != "" {
+		path = *f.file
+	}
+	if path != "" {
+		if err := loadFile(c, path); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range Options {
+		if v, ok := lookup(getenv, o.Env()); ok {
+			if err := o.set(c, v); err != nil {
+				return nil, fmt.Errorf("invalid %s=%q: %w", o.Env(), maskSecret(o, v), err)
+			}
+		}
+	}
+	if f != nil {
+		var err error
+		f.fs.Visit(func(fl *flag.Flag) {
+			for _, o := range Options {
+				if o.Flag() == fl.Name && err == nil {
+					if e := o.set(c, fl.Value.String()); e != nil {
+						err = fmt.Errorf("invalid --%s=%q: %w", fl.Name, fl.Value.String(), e)
+					}
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := c.finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func maskSecret(o Option, v string) string {
+	if o.NoFlag && v != "" {
+		return "…"
+	}
+	return v
+}
+
+func loadFile(c *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	known := map[string]Option{}
+	for _, o := range Options {
+		known[o.Key] = o
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o, ok := known[k]
+		if !ok {
+			return fmt.Errorf("config file %s: unknown key %q", path, k)
+		}
+		v := raw[k]
+		switch v.(type) {
+		case map[string]any, []any:
+			return fmt.Errorf("config file %s: %s must be a single value", path, k)
+		}
+		if err := o.set(c, fmt.Sprint(v)); err != nil {
+			return fmt.Errorf("config file %s: invalid %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// finish fills the derived defaults and checks settings that depend on each other.
+func (c *Config) finish() error {
+	if c.Issuer == "" {
+		_, port, _ := net.SplitHostPort(c.Addr)
+		c.Issuer = "http://localhost:" + port
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("invalid SSO_ISSUER=%q: must be an absolute http(s) URL", c.Issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("invalid SSO_ISSUER=%q: must not have a query, fragment or user info", c.Issuer)
+	}
+	if u.Scheme != "https" && !IsLocalhost(u.Hostname()) {
+		return fmt.Errorf("invalid SSO_ISSUER=%q: must use https unless the host is localhost", c.Issuer)
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite://" + filepath.Join(c.DataDir, "sso.db")
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("invalid SSO_DATABASE_URL: must start with sqlite:// or postgres://")
+	}
+	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
+		return errors.New("invalid configuration: set SSO_KEY_ENCRYPTION_KEY or SSO_KEY_ENCRYPTION_KEY_FILE, not both")
+	}
+	if c.KeyEncryptionKeyFile == "" && c.KeyEncryptionKey == "" {
+		c.KeyEncryptionKeyFile = filepath.Join(c.DataDir, "key-encryption.key")
+	}
+	return nil
+}
+
+// IsLocalhost reports whether host names this machine's loopback.
+func IsLocalhost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SQLitePath returns the file of a sqlite:// database URL, or "" for PostgreSQL.
+func (c *Config) SQLitePath() string {
+	if p, ok := strings.CutPrefix(c.DatabaseURL, "sqlite://"); ok {
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		return p
+	}
+	return ""
+}
+
+// LongestSignedTokenLifetime is how long a retired signing key must stay
+// published: the longest life of a token it may have signed.
+func (c *Config) LongestSignedTokenLifetime() time.Duration {
+	return max(c.AccessTokenLifetime, c.IDTokenLifetime)
+}
