@@ -118,6 +118,10 @@ func openSQLite(ctx context.Context, path string, opts PoolOptions) (*DB, error)
 		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
 	} else if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("sqlite database %s: directory %s does not exist", path, filepath.Dir(path))
+	} else if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		// Created here, not by SQLite, so that the file (and the -wal and
+		// -shm files SQLite gives the same mode) is readable by its owner only.
+		f.Close()
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/config"
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/kek"
+	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/oauth/signing"
+	"github.com/govsso/sso/server"
+	"github.com/govsso/sso/users"
+)
+
+// app holds what the commands need, built once from the configuration and
+// passed down explicitly.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	db      *db.DB
+	kek     *kek.KEK
+	users   *users.SQLStore
+	oauth   *oauth.SQLStore
+	keys    *signing.Manager
+	audit   *audit.Log
+	hasher  *users.PasswordHasher
+	secrets *oauth.SecretHasher
+}
+
+// flags is a command's flag set with the configuration flags and --json.
+type flags struct {
+	*flag.FlagSet
+	config *config.Flags
+	json   *bool
+	args   []string // positional arguments, wherever they stood among the flags
+}
+
+func newFlags(name string, e env) *flags {
+	fs := flag.NewFlagSet("sso "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	f := &flags{FlagSet: fs, config: config.RegisterFlags(fs)}
+	f.json = fs.Bool("json", false, "print JSON instead of a table")
+	return f
+}
+
+// parse parses args, allowing flags after positional arguments
+// ("sso user disable alice --json"); a bad flag is a usage error (exit 2).
+func (f *flags) parse(args []string) error {
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{msg: err.Error()}
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			return nil
+		}
+		f.args = append(f.args, rest[0])
+		args = rest[1:]
+	}
+}
+
+// loadConfig reads the configuration for a command that has parsed its flags.
+func loadConfig(f *flags, e env) (*config.Config, error) {
+	return config.Load(f.config, e.getenv)
+}
+
+// openApp connects to the database, loads the key-encryption key and, when
+// migrate is set, applies pending migrations. logOut receives the logs.
+func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate bool) (*app, error) {
+	logger, err := server.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	if p := cfg.SQLitePath(); p != "" {
+		if err := ensureDir(filepath.Dir(p)); err != nil {
+			return nil, err
+		}
+	}
+	key, err := loadKEK(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.PoolOptions{
+		MaxOpenConns:    cfg.DBMaxOpenConns,
+		MaxIdleConns:    cfg.DBMaxIdleConns,
+		ConnMaxLifetime: cfg.DBConnMaxLifetime,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		applied, err := d.Migrate(ctx)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("migrate %s: %w", d.Target(), err)
+		}
+		for _, m := range applied {
+			logger.Info("applied migration", "version", m.Version, "name", m.Name)
+		}
+	}
+	a := &app{
+		cfg:   cfg,
+		log:   logger,
+		db:    d,
+		kek:   key,
+		users: users.NewSQLStore(d, key),
+		oauth: oauth.NewSQLStore(d, key),
+		keys:  signing.NewManager(d, key),
+		audit: audit.NewLog(d),
+		hasher: users.NewPasswordHasher(users.Argon2Params{
+			MemoryKiB:   cfg.PasswordHashMemoryKiB,
+			Iterations:  cfg.PasswordHashIterations,
+			Parallelism: cfg.PasswordHashParallelism,
+		}),
+		secrets: oauth.NewSecretHasher(key.Derive("sso client secret")),
+	}
+	return a, nil
+}
+
+func (a *app) close() { a.db.Close() }
+
+func loadKEK(cfg *config.Config, logger *slog.Logger) (*kek.KEK, error) {
+	if cfg.KeyEncryptionKey != "" {
+		k, err := kek.Parse(cfg.KeyEncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("invalid SSO_KEY_ENCRYPTION_KEY: %w", err)
+		}
+		return k, nil
+	}
+	if err := ensureDir(filepath.Dir(cfg.KeyEncryptionKeyFile)); err != nil {
+		return nil, err
+	}
+	k, created, err := kek.LoadOrCreateFile(cfg.KeyEncryptionKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Warn("generated a new key-encryption key; back it up apart from the database: without it, signing keys and encrypted personal data cannot be read",
+			"file", cfg.KeyEncryptionKeyFile, "key_id", k.ID())
+	}
+	return k, nil
+}
+
+// ensureDir creates dir with mode 0700 when it does not exist; an existing
+// directory is left as the operator made it.
+func ensureDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	return nil
+}

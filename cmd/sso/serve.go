@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/server"
+	"github.com/govsso/sso/users"
+)
+
+func runServe(ctx context.Context, e env, args []string) error {
+	f := newFlags("serve", e)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f, e)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	a, err := openApp(ctx, cfg, e.stderr, true)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	created, err := a.keys.EnsureKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	for _, k := range created {
+		a.log.Info("generated signing key", "kid", k.ID, "alg", k.Algorithm)
+	}
+	if err := bootstrapAdmin(ctx, a, e); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	metrics := server.NewMetrics(reg)
+	metrics.RegisterDBStats("main", a.db.SQL())
+	handler := server.Wrap(routes(a, metrics), server.Options{
+		Logger:       a.log,
+		Metrics:      metrics,
+		MaxBodyBytes: cfg.HTTPMaxBodyBytes,
+	})
+	srv := server.NewHTTPServer(handler, server.Timeouts{
+		ReadHeader: cfg.HTTPReadHeaderTimeout,
+		Read:       cfg.HTTPReadTimeout,
+		Write:      cfg.HTTPWriteTimeout,
+		Idle:       cfg.HTTPIdleTimeout,
+	}, a.log)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	a.log.Info("sso is ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(),
+		"database", string(a.db.Dialect())+":"+a.db.Target(), "startup", time.Since(start).Round(time.Millisecond).String())
+	err = server.Run(ctx, srv, ln, cfg.ShutdownTimeout, a.log)
+	a.log.Info("sso stopped")
+	return err
+}
+
+// routes is the one table of everything the server answers, readable top to bottom.
+func routes(a *app, metrics *server.Metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz/live", server.LiveHandler())
+	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
+	mux.Handle("GET /metrics", metrics.Handler())
+	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
+	return mux
+}
+
+// jwksHandler publishes the public signing keys. A new key signs at once
+// after rotation; relying parties that meet an unknown kid fetch the set
+// again (go-oidc does), so a five-minute cache is safe.
+func jwksHandler(a *app) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := a.keys.JWKS(r.Context(), time.Now())
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "jwks", "err", err)
+			status := http.StatusInternalServerError
+			if errors.Is(err, db.ErrUnavailable) {
+				status = http.StatusServiceUnavailable
+				w.Header().Set("Retry-After", "5")
+			}
+			server.WriteError(w, r, status, "server_error", "signing keys are unavailable")
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(body)
+	})
+}
+
+// bootstrapAdmin creates the administrator "admin" on the very first start,
+// when the database holds no account. Its password comes from
+// SSO_BOOTSTRAP_ADMIN_PASSWORD or is generated and printed once, on standard
+// error and never through the logger, so it reaches no log collector.
+func bootstrapAdmin(ctx context.Context, a *app, e env) error {
+	n, err := a.users.Count(ctx)
+	if err != nil {
+		return fmt.Errorf("count accounts: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	password, generated := a.cfg.BootstrapAdminPassword, false
+	if password == "" {
+		password, generated = randomPassword(), true
+	} else if err := users.CheckPasswordPolicy(password, "admin", ""); err != nil {
+		return fmt.Errorf("invalid SSO_BOOTSTRAP_ADMIN_PASSWORD: %w", err)
+	}
+	hash, err := a.hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	u := &users.User{Username: "admin", Kind: users.KindStaff, DisplayName: "Administrator", IsAdmin: true, PasswordHash: hash}
+	err = a.db.InTx(ctx, func(ctx context.Context) error {
+		if err := a.users.Create(ctx, u); err != nil {
+			return err
+		}
+		_, err := a.audit.Append(ctx, audit.Event{Actor: "system", Subject: u.ID, Action: audit.ActionBootstrapAdmin, Result: audit.ResultSuccess})
+		return err
+	})
+	if errors.Is(err, db.ErrConflict) {
+		return nil // another node bootstrapped at the same moment
+	}
+	if err != nil {
+		return fmt.Errorf("create administrator: %w", err)
+	}
+	a.log.Info("created administrator account", "username", "admin", "id", u.ID)
+	if generated {
+		fmt.Fprintf(e.stderr, "\n"+
+			"  ┌──────────────────────────────────────────────────────────────┐\n"+
+			"  │ First start: created administrator \"admin\".                  │\n"+
+			"  │ One-time password: %-41s │\n"+
+			"  │ It is shown only now. Sign in and change it.                 │\n"+
+			"  └──────────────────────────────────────────────────────────────┘\n\n", password)
+	}
+	return nil
+}
+
+// randomPassword returns 26 base32 characters (128 bits) from crypto/rand.
+func randomPassword() string { return rand.Text() }

@@ -1,0 +1,248 @@
+package users
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/kek"
+)
+
+// Store keeps accounts.
+type Store interface {
+	Create(ctx context.Context, u *User) error
+	Get(ctx context.Context, id string) (*User, error)
+	GetByUsername(ctx context.Context, username string) (*User, error)
+	GetByPhone(ctx context.Context, phone string) (*User, error)
+	List(ctx context.Context, opts ListOptions) ([]*User, error)
+	Update(ctx context.Context, id string, fn func(*User) error) (*User, error)
+	Count(ctx context.Context) (int, error)
+}
+
+// ListOptions pages through accounts in creation order; zero filters match all.
+type ListOptions struct {
+	AfterID string // the last ID of the previous page
+	Limit   int    // default 100, at most 1000
+	Status  Status
+	Kind    Kind
+}
+
+// SQLStore is the Store on SQLite or PostgreSQL. Phone numbers are sealed
+// under the key-encryption key and found through a keyed blind index.
+type SQLStore struct {
+	d        *db.DB
+	kek      *kek.KEK
+	indexKey []byte
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns the account store in d.
+func NewSQLStore(d *db.DB, k *kek.KEK) *SQLStore {
+	return &SQLStore{d: d, kek: k, indexKey: k.Derive("sso users phone index")}
+}
+
+// phoneAAD binds sealed phone numbers to their column.
+var phoneAAD = []byte("users.phone")
+
+// blindIndex is HMAC-SHA-256 of a normalized value: equal inputs give equal
+// indexes, and without the key the index reveals nothing.
+func (s *SQLStore) blindIndex(v string) string {
+	m := hmac.New(sha256.New, s.indexKey)
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+const userColumns = `id, username, kind, display_name, email, phone_enc, password_hash, is_admin, status, assurance_level, created_at, updated_at`
+
+// Create validates and stores u, filling ID and timestamps. A taken
+// username or phone number is an error wrapping db.ErrConflict.
+func (s *SQLStore) Create(ctx context.Context, u *User) error {
+	if err := u.Normalize(); err != nil {
+		return err
+	}
+	if u.ID == "" {
+		u.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now
+	}
+	u.UpdatedAt = u.CreatedAt
+	phoneEnc, phoneIdx, err := s.sealPhone(u.Phone)
+	if err != nil {
+		return err
+	}
+	_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, nullIfEmpty(u.PasswordHash),
+		u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx)
+	return s.conflict(ctx, err, u)
+}
+
+// conflict names what a unique-key violation collided with.
+func (s *SQLStore) conflict(ctx context.Context, err error, u *User) error {
+	if !errors.Is(err, db.ErrConflict) {
+		return err
+	}
+	if other, gerr := s.GetByUsername(ctx, u.Username); gerr == nil && other.ID != u.ID {
+		return fmt.Errorf("username %q %w", u.Username, db.ErrConflict)
+	}
+	if u.Phone != "" {
+		if other, gerr := s.GetByPhone(ctx, u.Phone); gerr == nil && other.ID != u.ID {
+			return fmt.Errorf("phone number %s %w", MaskPhone(u.Phone), db.ErrConflict)
+		}
+	}
+	return fmt.Errorf("account %w", db.ErrConflict)
+}
+
+func (s *SQLStore) sealPhone(phone string) (enc []byte, index any, err error) {
+	if phone == "" {
+		return nil, nil, nil
+	}
+	if enc, err = s.kek.Seal([]byte(phone), phoneAAD); err != nil {
+		return nil, nil, err
+	}
+	return enc, s.blindIndex(phone), nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Get returns the account with id.
+func (s *SQLStore) Get(ctx context.Context, id string) (*User, error) {
+	return s.getOne(ctx, `id = ?`, id, "account "+id)
+}
+
+// GetByUsername returns the account with username (any case).
+func (s *SQLStore) GetByUsername(ctx context.Context, username string) (*User, error) {
+	return s.getOne(ctx, `username = ?`, strings.ToLower(strings.TrimSpace(username)), fmt.Sprintf("username %q", username))
+}
+
+// GetByPhone returns the account with phone, in any accepted spelling.
+func (s *SQLStore) GetByPhone(ctx context.Context, phone string) (*User, error) {
+	p, err := NormalizePhone(phone)
+	if err != nil {
+		return nil, fmt.Errorf("phone number: %w", db.ErrNotFound)
+	}
+	return s.getOne(ctx, `phone_index = ?`, s.blindIndex(p), "phone number "+MaskPhone(p))
+}
+
+func (s *SQLStore) getOne(ctx context.Context, cond string, arg any, what string) (*User, error) {
+	list, err := s.query(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s %w", what, db.ErrNotFound)
+	}
+	return list[0], nil
+}
+
+// List returns a page of accounts in creation order (IDs are UUIDv7, so
+// ordering by ID is ordering by creation and stays stable while rows are added).
+func (s *SQLStore) List(ctx context.Context, o ListOptions) ([]*User, error) {
+	q := `SELECT ` + userColumns + ` FROM users WHERE id > ?`
+	args := []any{o.AfterID}
+	if o.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(o.Status))
+	}
+	if o.Kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, string(o.Kind))
+	}
+	limit := o.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, min(limit, 1000))
+	return s.query(ctx, q+` ORDER BY id LIMIT ?`, args...)
+}
+
+// Count returns the number of accounts.
+func (s *SQLStore) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.d.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n)
+	return n, s.d.Err(err)
+}
+
+// Update reads the account, lets fn change it, validates and writes it back,
+// all in one transaction. If fn or validation fails nothing is written.
+func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) (*User, error) {
+	var out *User
+	err := s.d.InTx(ctx, func(ctx context.Context) error {
+		list, err := s.query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`+s.d.ForUpdate(), id)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return fmt.Errorf("account %s %w", id, db.ErrNotFound)
+		}
+		u := list[0]
+		if err := fn(u); err != nil {
+			return err
+		}
+		u.ID = id
+		if err := u.Normalize(); err != nil {
+			return err
+		}
+		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		phoneEnc, phoneIdx, err := s.sealPhone(u.Phone)
+		if err != nil {
+			return err
+		}
+		_, err = s.d.Exec(ctx, `UPDATE users SET username = ?, kind = ?, display_name = ?, email = ?, phone_enc = ?, phone_index = ?,
+			password_hash = ?, is_admin = ?, status = ?, assurance_level = ?, updated_at = ? WHERE id = ?`,
+			u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, phoneIdx,
+			nullIfEmpty(u.PasswordHash), u.IsAdmin, string(u.Status), u.AssuranceLevel, u.UpdatedAt, id)
+		if err != nil {
+			return s.conflict(ctx, err, u)
+		}
+		out = u
+		return nil
+	})
+	return out, err
+}
+
+func (s *SQLStore) query(ctx context.Context, q string, args ...any) ([]*User, error) {
+	rows, err := s.d.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*User
+	for rows.Next() {
+		u := &User{}
+		var kind, status string
+		var email, hash sql.NullString
+		var phoneEnc []byte
+		if err := rows.Scan(&u.ID, &u.Username, &kind, &u.DisplayName, &email, &phoneEnc, &hash, &u.IsAdmin, &status,
+			&u.AssuranceLevel, &u.CreatedAt, &u.UpdatedAt); err != nil {
+			return nil, s.d.Err(err)
+		}
+		u.Kind, u.Status, u.Email, u.PasswordHash = Kind(kind), Status(status), email.String, hash.String
+		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+		if len(phoneEnc) > 0 {
+			p, err := s.kek.Open(phoneEnc, phoneAAD)
+			if err != nil {
+				return nil, fmt.Errorf("account %s phone: %w", u.ID, err)
+			}
+			u.Phone = string(p)
+		}
+		out = append(out, u)
+	}
+	return out, s.d.Err(rows.Err())
+}
