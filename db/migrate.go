@@ -111,40 +111,45 @@ func (d *DB) Migrate(ctx context.Context) ([]Migration, error) {
 		if _, ok := applied[m.Version]; ok {
 			continue
 		}
-		if err := d.applyOne(ctx, conn, m); err != nil {
+		applied, err := d.applyOne(ctx, conn, m)
+		if err != nil {
 			return done, err
 		}
-		done = append(done, m)
+		if applied {
+			done = append(done, m)
+		}
 	}
 	return done, nil
 }
 
-func (d *DB) applyOne(ctx context.Context, conn *sql.Conn, m Migration) error {
+// applyOne runs one migration and records it; applied is false when another
+// process got there first.
+func (d *DB) applyOne(ctx context.Context, conn *sql.Conn, m Migration) (applied bool, err error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return d.classify(err)
+		return false, d.classify(err)
 	}
 	defer tx.Rollback()
 	// Another SQLite process may have applied it while we waited for the
 	// write lock; the immediate transaction makes this check authoritative.
 	var n int
 	if err := tx.QueryRowContext(ctx, d.Rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
-		return d.classify(err)
+		return false, d.classify(err)
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, d.classify(err))
+		return false, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, d.classify(err))
 	}
 	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 		m.Version, m.Name, time.Now().UTC()); err != nil {
-		return fmt.Errorf("record migration %04d: %w", m.Version, d.classify(err))
+		return false, fmt.Errorf("record migration %04d: %w", m.Version, d.classify(err))
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit migration %04d_%s: %w", m.Version, m.Name, d.classify(err))
+		return false, fmt.Errorf("commit migration %04d_%s: %w", m.Version, m.Name, d.classify(err))
 	}
-	return nil
+	return true, nil
 }
 
 func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]time.Time, error) {
