@@ -23,6 +23,7 @@ type Store interface {
 	Get(ctx context.Context, id string) (*User, error)
 	GetByUsername(ctx context.Context, username string) (*User, error)
 	GetByPhone(ctx context.Context, phone string) (*User, error)
+	GetByIDNumber(ctx context.Context, idNumber string) (*User, error)
 	List(ctx context.Context, opts ListOptions) ([]*User, error)
 	Update(ctx context.Context, id string, fn func(*User) error) (*User, error)
 	Count(ctx context.Context) (int, error)
@@ -36,33 +37,41 @@ type ListOptions struct {
 	Kind    Kind
 }
 
-// SQLStore is the Store on SQLite or PostgreSQL. Phone numbers are sealed
-// under the key-encryption key and found through a keyed blind index.
+// SQLStore is the Store on SQLite or PostgreSQL. Phone and ID numbers are
+// sealed under the key-encryption key and found through keyed blind indexes.
 type SQLStore struct {
-	d        *db.DB
-	kek      *kek.KEK
-	indexKey []byte
+	d          *db.DB
+	kek        *kek.KEK
+	indexKey   []byte
+	idIndexKey []byte
 }
 
 var _ Store = (*SQLStore)(nil)
 
 // NewSQLStore returns the account store in d.
 func NewSQLStore(d *db.DB, k *kek.KEK) *SQLStore {
-	return &SQLStore{d: d, kek: k, indexKey: k.Derive("sso users phone index")}
+	return &SQLStore{d: d, kek: k, indexKey: k.Derive("sso users phone index"), idIndexKey: k.Derive("sso users id_number index")}
 }
 
-// phoneAAD binds sealed phone numbers to their column.
-var phoneAAD = []byte("users.phone")
+// phoneAAD and idNumberAAD bind sealed values to their column.
+var (
+	phoneAAD    = []byte("users.phone")
+	idNumberAAD = []byte("users.id_number")
+)
 
 // blindIndex is HMAC-SHA-256 of a normalized value: equal inputs give equal
 // indexes, and without the key the index reveals nothing.
 func (s *SQLStore) blindIndex(v string) string {
-	m := hmac.New(sha256.New, s.indexKey)
+	return hmacHex(s.indexKey, v)
+}
+
+func hmacHex(key []byte, v string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(v))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-const userColumns = `id, username, kind, display_name, email, phone_enc, password_hash, is_admin, status, assurance_level, created_at, updated_at`
+const userColumns = `id, username, kind, display_name, email, phone_enc, id_number_enc, password_hash, is_admin, status, assurance_level, created_at, updated_at`
 
 // Create validates and stores u, filling ID and timestamps. A taken
 // username or phone number is an error wrapping db.ErrConflict.
@@ -82,9 +91,13 @@ func (s *SQLStore) Create(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, nullIfEmpty(u.PasswordHash),
-		u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx)
+	idEnc, idIdx, err := s.sealIDNumber(u.IDNumber)
+	if err != nil {
+		return err
+	}
+	_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index, id_number_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, idEnc, nullIfEmpty(u.PasswordHash),
+		u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx, idIdx)
 	return s.conflict(ctx, err, u)
 }
 
@@ -101,6 +114,11 @@ func (s *SQLStore) conflict(ctx context.Context, err error, u *User) error {
 			return fmt.Errorf("phone number %s %w", MaskPhone(u.Phone), db.ErrConflict)
 		}
 	}
+	if u.IDNumber != "" {
+		if other, gerr := s.GetByIDNumber(ctx, u.IDNumber); gerr == nil && other.ID != u.ID {
+			return fmt.Errorf("resident ID number %s %w", MaskIDNumber(u.IDNumber), db.ErrConflict)
+		}
+	}
 	return fmt.Errorf("account %w", db.ErrConflict)
 }
 
@@ -112,6 +130,16 @@ func (s *SQLStore) sealPhone(phone string) (enc []byte, index any, err error) {
 		return nil, nil, err
 	}
 	return enc, s.blindIndex(phone), nil
+}
+
+func (s *SQLStore) sealIDNumber(idNumber string) (enc []byte, index any, err error) {
+	if idNumber == "" {
+		return nil, nil, nil
+	}
+	if enc, err = s.kek.Seal([]byte(idNumber), idNumberAAD); err != nil {
+		return nil, nil, err
+	}
+	return enc, hmacHex(s.idIndexKey, idNumber), nil
 }
 
 func nullIfEmpty(s string) any {
@@ -138,6 +166,15 @@ func (s *SQLStore) GetByPhone(ctx context.Context, phone string) (*User, error) 
 		return nil, fmt.Errorf("phone number: %w", db.ErrNotFound)
 	}
 	return s.getOne(ctx, `phone_index = ?`, s.blindIndex(p), "phone number "+MaskPhone(p))
+}
+
+// GetByIDNumber returns the account with a resident ID number (lower-case x accepted).
+func (s *SQLStore) GetByIDNumber(ctx context.Context, idNumber string) (*User, error) {
+	n, err := NormalizeIDNumber(idNumber)
+	if err != nil {
+		return nil, fmt.Errorf("resident ID number: %w", db.ErrNotFound)
+	}
+	return s.getOne(ctx, `id_number_index = ?`, hmacHex(s.idIndexKey, n), "resident ID number "+MaskIDNumber(n))
 }
 
 func (s *SQLStore) getOne(ctx context.Context, cond string, arg any, what string) (*User, error) {
@@ -204,9 +241,13 @@ func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) 
 		if err != nil {
 			return err
 		}
+		idEnc, idIdx, err := s.sealIDNumber(u.IDNumber)
+		if err != nil {
+			return err
+		}
 		_, err = s.d.Exec(ctx, `UPDATE users SET username = ?, kind = ?, display_name = ?, email = ?, phone_enc = ?, phone_index = ?,
-			password_hash = ?, is_admin = ?, status = ?, assurance_level = ?, updated_at = ? WHERE id = ?`,
-			u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, phoneIdx,
+			id_number_enc = ?, id_number_index = ?, password_hash = ?, is_admin = ?, status = ?, assurance_level = ?, updated_at = ? WHERE id = ?`,
+			u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, phoneIdx, idEnc, idIdx,
 			nullIfEmpty(u.PasswordHash), u.IsAdmin, string(u.Status), u.AssuranceLevel, u.UpdatedAt, id)
 		if err != nil {
 			return s.conflict(ctx, err, u)
@@ -228,8 +269,8 @@ func (s *SQLStore) query(ctx context.Context, q string, args ...any) ([]*User, e
 		u := &User{}
 		var kind, status string
 		var email, hash sql.NullString
-		var phoneEnc []byte
-		if err := rows.Scan(&u.ID, &u.Username, &kind, &u.DisplayName, &email, &phoneEnc, &hash, &u.IsAdmin, &status,
+		var phoneEnc, idEnc []byte
+		if err := rows.Scan(&u.ID, &u.Username, &kind, &u.DisplayName, &email, &phoneEnc, &idEnc, &hash, &u.IsAdmin, &status,
 			&u.AssuranceLevel, &u.CreatedAt, &u.UpdatedAt); err != nil {
 			return nil, s.d.Err(err)
 		}
@@ -241,6 +282,13 @@ func (s *SQLStore) query(ctx context.Context, q string, args ...any) ([]*User, e
 				return nil, fmt.Errorf("account %s phone: %w", u.ID, err)
 			}
 			u.Phone = string(p)
+		}
+		if len(idEnc) > 0 {
+			n, err := s.kek.Open(idEnc, idNumberAAD)
+			if err != nil {
+				return nil, fmt.Errorf("account %s resident ID number: %w", u.ID, err)
+			}
+			u.IDNumber = string(n)
 		}
 		out = append(out, u)
 	}

@@ -51,8 +51,8 @@ const (
 	MaxEmail       = 254
 )
 
-// User is one account. Phone is the plain number in memory only; the store
-// keeps it encrypted.
+// User is one account. Phone and IDNumber are plain in memory only; the
+// store keeps them encrypted.
 type User struct {
 	ID             string    `json:"id"`
 	Username       string    `json:"username"`
@@ -60,6 +60,7 @@ type User struct {
 	DisplayName    string    `json:"display_name"`
 	Email          string    `json:"email,omitempty"`
 	Phone          string    `json:"phone,omitempty"`
+	IDNumber       string    `json:"id_number,omitempty"` // resident ID number (GB 11643)
 	IsAdmin        bool      `json:"is_admin"`
 	Status         Status    `json:"status"`
 	AssuranceLevel int       `json:"assurance_level"`
@@ -209,6 +210,11 @@ func (u *User) Normalize() error {
 	if u.Phone != "" {
 		if u.Phone, err = NormalizePhone(u.Phone); err != nil {
 			v.add("phone", err)
+		}
+	}
+	if u.IDNumber != "" {
+		if u.IDNumber, err = NormalizeIDNumber(u.IDNumber); err != nil {
+			v.add("id_number", err)
 		}
 	}
 	if u.Status == "" {

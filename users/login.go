@@ -1,0 +1,253 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/db"
+)
+
+// Sign-in errors. Unknown accounts and wrong passwords share one error, so
+// that the answer never tells whether an account exists.
+var (
+	ErrInvalidCredentials = errors.New("wrong account or password")
+	ErrLocked             = errors.New("too many failed sign-ins")
+	ErrAccountDisabled    = errors.New("account disabled")
+)
+
+// LockedError says until when sign-in is refused; errors.Is(err, ErrLocked) holds.
+type LockedError struct{ Until time.Time }
+
+func (e *LockedError) Error() string {
+	return "account locked until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// Is makes a *LockedError match ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// RequestMeta is where a sign-in came from, for lockout and the audit log.
+type RequestMeta struct{ IP, UserAgent, ClientID string }
+
+// Input bounds checked before any work, so that megabyte passwords cannot
+// make the server hash them.
+const (
+	maxIdentifierBytes = 256
+	maxPasswordBytes   = 1024
+)
+
+// Audit reasons of a failed sign-in.
+const (
+	reasonUnknownAccount = "unknown_account"
+	reasonBadPassword    = "bad_password"
+	reasonNoPassword     = "no_password"
+	reasonLocked         = "locked"
+	reasonDisabled       = "disabled"
+	reasonTooLong        = "too_long"
+	reasonMalformedHash  = "malformed_hash"
+)
+
+// Authenticator signs people in with a password, with lockout, audit and
+// transparent upgrades of old password hashes.
+type Authenticator struct {
+	store   Store
+	hasher  *PasswordHasher
+	lockout *Lockout
+	log     *audit.Log
+}
+
+// NewAuthenticator returns the password sign-in service.
+func NewAuthenticator(store Store, hasher *PasswordHasher, lockout *Lockout, log *audit.Log) *Authenticator {
+	return &Authenticator{store: store, hasher: hasher, lockout: lockout, log: log}
+}
+
+// PasswordLogin checks a password for the account named by identifier — a
+// username, a mobile number or a resident ID number, told apart by shape —
+// and returns the account. It fails with ErrInvalidCredentials (unknown
+// account or wrong password alike), ErrLocked (possibly a *LockedError) or
+// ErrAccountDisabled (only after a correct password); any other error is a
+// server fault. Every outcome is written to the audit log; if that write
+// fails, the sign-in fails with the write's error.
+func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password string, m RequestMeta) (*User, error) {
+	if until, err := a.checkLock(ctx, a.ipKey(m)); err != nil || !until.IsZero() {
+		if err != nil {
+			return nil, err
+		}
+		return nil, a.refuse(ctx, m, "", reasonLocked, map[string]string{"lock": "ip"}, &LockedError{Until: until})
+	}
+	if len(identifier) > maxIdentifierBytes || len(password) > maxPasswordBytes {
+		return nil, a.refuse(ctx, m, "", reasonTooLong, nil, ErrInvalidCredentials)
+	}
+	u, kind, masked, err := a.find(ctx, identifier)
+	if errors.Is(err, db.ErrNotFound) {
+		a.hasher.DummyVerify(password)
+		details := map[string]string{"identifier_type": kind}
+		if masked != "" {
+			details["identifier"] = masked
+		}
+		return nil, a.refuse(ctx, m, "", reasonUnknownAccount, details, a.countFailure(ctx, a.ipKey(m)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign-in: %w", err)
+	}
+	return a.checkPassword(ctx, u, kind, password, m)
+}
+
+// checkPassword is the sign-in of an account that exists.
+func (a *Authenticator) checkPassword(ctx context.Context, u *User, kind, password string, m RequestMeta) (*User, error) {
+	details := map[string]string{"identifier_type": kind}
+	if until, err := a.checkLock(ctx, AccountKey(u.ID)); err != nil || !until.IsZero() {
+		if err != nil {
+			return nil, err
+		}
+		details["lock"] = "account"
+		return nil, a.refuse(ctx, m, u.ID, reasonLocked, details, &LockedError{Until: until})
+	}
+	ok, needsRehash, reason, err := a.verify(u, password)
+	if err != nil {
+		return nil, a.refuse(ctx, m, u.ID, reason, details, fmt.Errorf("sign-in of %s: %w", u.ID, err))
+	}
+	if !ok {
+		return nil, a.refuse(ctx, m, u.ID, reason, details, a.countFailure(ctx, AccountKey(u.ID), a.ipKey(m)))
+	}
+	if u.Status != StatusActive {
+		return nil, a.refuse(ctx, m, u.ID, reasonDisabled, details, ErrAccountDisabled)
+	}
+	if err := a.lockout.Reset(ctx, AccountKey(u.ID)); err != nil {
+		return nil, fmt.Errorf("sign-in of %s: %w", u.ID, err)
+	}
+	if needsRehash {
+		if u, err = a.rehash(ctx, u, password); err != nil {
+			return nil, err
+		}
+		details["rehashed"] = "true"
+	}
+	if err := a.record(ctx, m, u.ID, audit.ResultSuccess, "", details); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// verify checks password against the account's hash. An account without a
+// password costs as much as one with, and fails like a wrong password.
+func (a *Authenticator) verify(u *User, password string) (ok, needsRehash bool, reason string, err error) {
+	if u.PasswordHash == "" {
+		a.hasher.DummyVerify(password)
+		return false, false, reasonNoPassword, nil
+	}
+	ok, needsRehash, err = a.hasher.Verify(password, u.PasswordHash)
+	if err != nil {
+		return false, false, reasonMalformedHash, err
+	}
+	return ok, needsRehash, reasonBadPassword, nil
+}
+
+// rehash stores a hash of password under the current parameters, unless the
+// password was changed meanwhile.
+func (a *Authenticator) rehash(ctx context.Context, u *User, password string) (*User, error) {
+	newHash, err := a.hasher.Hash(password)
+	if err != nil {
+		return nil, fmt.Errorf("sign-in of %s: rehash password: %w", u.ID, err)
+	}
+	old := u.PasswordHash
+	updated, err := a.store.Update(ctx, u.ID, func(x *User) error {
+		if x.PasswordHash == old {
+			x.PasswordHash = newHash
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign-in of %s: store rehashed password: %w", u.ID, err)
+	}
+	return updated, nil
+}
+
+// find looks the account up by the identifier's shape. kind names the
+// shape; masked is the identifier safe to log ("" for usernames, which may
+// be a password typed into the wrong box).
+func (a *Authenticator) find(ctx context.Context, identifier string) (u *User, kind, masked string, err error) {
+	id := strings.TrimSpace(identifier)
+	if p, perr := NormalizePhone(id); perr == nil {
+		u, err = a.store.GetByPhone(ctx, p)
+		return u, "phone", MaskPhone(p), err
+	}
+	if looksLikeIDNumber(strings.ToUpper(id)) {
+		u, err = a.store.GetByIDNumber(ctx, id) // an invalid number is simply not found
+		return u, "id_number", MaskIDNumber(strings.ToUpper(id)), err
+	}
+	u, err = a.store.GetByUsername(ctx, id)
+	return u, "username", "", err
+}
+
+// ipKey is the lockout key of the client address, "" when it is unknown:
+// requests without an address must not all share one counter.
+func (a *Authenticator) ipKey(m RequestMeta) string {
+	if m.IP == "" {
+		return ""
+	}
+	return IPKey(m.IP)
+}
+
+// checkLock is Lockout.Check that ignores the empty key.
+func (a *Authenticator) checkLock(ctx context.Context, key string) (time.Time, error) {
+	if key == "" {
+		return time.Time{}, nil
+	}
+	until, err := a.lockout.Check(ctx, key)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sign-in: %w", err)
+	}
+	return until, nil
+}
+
+// countFailure counts a failed sign-in under each non-empty key. It returns
+// the error to answer with: a *LockedError if this failure locked any key,
+// else ErrInvalidCredentials.
+func (a *Authenticator) countFailure(ctx context.Context, keys ...string) error {
+	var until time.Time
+	for _, key := range keys {
+		if key == "" {
+			continue
+		}
+		u, err := a.lockout.Fail(ctx, key)
+		if err != nil {
+			return fmt.Errorf("sign-in: %w", err)
+		}
+		if u.After(until) {
+			until = u
+		}
+	}
+	if !until.IsZero() {
+		return &LockedError{Until: until}
+	}
+	return ErrInvalidCredentials
+}
+
+// refuse records a failed sign-in and returns answer, or the audit write's
+// error if the record could not be written.
+func (a *Authenticator) refuse(ctx context.Context, m RequestMeta, subject, reason string, details map[string]string, answer error) error {
+	if err := a.record(ctx, m, subject, audit.ResultFailure, reason, details); err != nil {
+		return err
+	}
+	return answer
+}
+
+// record appends one auth.login event. Only a successful sign-in has an
+// actor: before it, nobody has proved who they are.
+func (a *Authenticator) record(ctx context.Context, m RequestMeta, subject, result, reason string, details map[string]string) error {
+	actor := ""
+	if result == audit.ResultSuccess {
+		actor = subject
+	}
+	_, err := a.log.Append(ctx, audit.Event{
+		Actor: actor, Subject: subject, ClientID: m.ClientID, IP: m.IP, UserAgent: m.UserAgent,
+		Action: audit.ActionLogin, Result: result, Reason: reason, Details: details,
+	})
+	if err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
+	return nil
+}
