@@ -49,6 +49,13 @@ type Config struct {
 	RefreshTokenLifetime time.Duration
 	IDTokenLifetime      time.Duration
 	AuthCodeLifetime     time.Duration
+	RefreshGracePeriod   time.Duration
+
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	LockoutMaxFailures int
+	LockoutWindow      time.Duration
+	LockoutDuration    time.Duration
 
 	PasswordHashMemoryKiB   uint32
 	PasswordHashIterations  uint32
@@ -135,6 +142,18 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.IDTokenLifetime }, time.Minute)},
 	{Key: "auth_code_lifetime", Default: "1m", Usage: "lifetime of authorization codes",
 		set: durationSetting(func(c *Config) *time.Duration { return &c.AuthCodeLifetime }, 10*time.Second)},
+	{Key: "refresh_token_grace_period", Default: "0s", Usage: "a rotated refresh token still works this long, for clients that refresh twice at once; 0 treats any reuse as theft and revokes the grant",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.RefreshGracePeriod }, 0)},
+	{Key: "session_idle_timeout", Default: "30m", Usage: "a browser session unused this long ends",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.SessionIdleTimeout }, time.Minute)},
+	{Key: "session_lifetime", Default: "12h", Usage: "a browser session ends this long after sign-in, however active",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.SessionLifetime }, time.Minute)},
+	{Key: "lockout_max_failures", Default: "5", Usage: "failed sign-ins within lockout_window that lock an account",
+		set: intSetting(func(c *Config) *int { return &c.LockoutMaxFailures }, 1, 1000)},
+	{Key: "lockout_window", Default: "15m", Usage: "failed sign-ins older than this are forgotten",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.LockoutWindow }, time.Second)},
+	{Key: "lockout_duration", Default: "15m", Usage: "how long a locked account stays locked (an admin can unlock it sooner)",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.LockoutDuration }, time.Second)},
 	{Key: "password_hash_memory_kib", Default: "19456", Usage: "argon2id memory per hash, in KiB (19 MiB)",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 32)

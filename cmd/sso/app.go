@@ -23,16 +23,18 @@ import (
 // app holds what the commands need, built once from the configuration and
 // passed down explicitly.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	db      *db.DB
-	kek     *kek.KEK
-	users   *users.SQLStore
-	oauth   *oauth.SQLStore
-	keys    *signing.Manager
-	audit   *audit.Log
-	hasher  *users.PasswordHasher
-	secrets *oauth.SecretHasher
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *db.DB
+	kek      *kek.KEK
+	users    *users.SQLStore
+	oauth    *oauth.SQLStore
+	keys     *signing.Manager
+	audit    *audit.Log
+	hasher   *users.PasswordHasher
+	secrets  *oauth.SecretHasher
+	sessions *users.Sessions
+	lockout  *users.Lockout
 }
 
 // flags is a command's flag set with the configuration flags and --json.
@@ -124,6 +126,15 @@ func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate 
 			Parallelism: cfg.PasswordHashParallelism,
 		}),
 		secrets: oauth.NewSecretHasher(key.Derive("sso client secret")),
+		sessions: users.NewSessions(d, users.SessionOptions{
+			IdleTimeout: cfg.SessionIdleTimeout,
+			Lifetime:    cfg.SessionLifetime,
+		}),
+		lockout: users.NewLockout(d, users.LockoutPolicy{
+			MaxFailures: cfg.LockoutMaxFailures,
+			Window:      cfg.LockoutWindow,
+			LockFor:     cfg.LockoutDuration,
+		}),
 	}
 	return a, nil
 }

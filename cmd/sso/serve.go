@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/server"
+	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
 )
 
@@ -47,7 +50,11 @@ func runServe(ctx context.Context, e env, args []string) error {
 	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg)
 	metrics.RegisterDBStats("main", a.db.SQL())
-	handler := server.Wrap(routes(a, metrics), server.Options{
+	mux, err := routes(a, metrics)
+	if err != nil {
+		return err
+	}
+	handler := server.Wrap(mux, server.Options{
 		Logger:       a.log,
 		Metrics:      metrics,
 		MaxBodyBytes: cfg.HTTPMaxBodyBytes,
@@ -69,14 +76,54 @@ func runServe(ctx context.Context, e env, args []string) error {
 	return err
 }
 
-// routes is the one table of everything the server answers, readable top to bottom.
-func routes(a *app, metrics *server.Metrics) *http.ServeMux {
+// routes is the one table of everything the server answers, readable top to
+// bottom: the pages people see (ui), the OAuth 2.0 / OpenID Connect
+// endpoints (oauth), and the operational endpoints.
+func routes(a *app, metrics *server.Metrics) (*http.ServeMux, error) {
+	pages, err := ui.New(ui.Config{
+		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
+		Sessions:      a.sessions,
+		Clients:       clientInfo{a.oauth},
+		Consents:      a.oauth,
+		Logger:        a.log,
+		SecureCookies: !strings.HasPrefix(a.cfg.Issuer, "http://"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	provider := oauth.NewProvider(oauth.Config{
+		Issuer:               a.cfg.Issuer,
+		AccessTokenLifetime:  a.cfg.AccessTokenLifetime,
+		RefreshTokenLifetime: a.cfg.RefreshTokenLifetime,
+		IDTokenLifetime:      a.cfg.IDTokenLifetime,
+		AuthCodeLifetime:     a.cfg.AuthCodeLifetime,
+		RefreshGracePeriod:   a.cfg.RefreshGracePeriod,
+		HMACKey:              a.kek.Derive("sso oauth hmac"),
+		PairwiseKey:          a.kek.Derive("sso pairwise subject"),
+	}, oauth.Dependencies{
+		DB: a.db, Store: a.oauth, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log, Secrets: a.secrets,
+		Sessions: pages.CurrentSession,
+	})
+
 	mux := http.NewServeMux()
+	pages.Register(mux)
+	provider.Register(mux)
+	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
 	mux.Handle("GET /metrics", metrics.Handler())
-	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
-	return mux
+	return mux, nil
+}
+
+// clientInfo shows the pages a client's name without giving them the store.
+type clientInfo struct{ s *oauth.SQLStore }
+
+func (c clientInfo) ClientInfo(ctx context.Context, id string) (ui.ClientInfo, error) {
+	cl, err := c.s.GetClient(ctx, id)
+	if err != nil {
+		return ui.ClientInfo{}, err
+	}
+	return ui.ClientInfo{ID: cl.ID, Name: cl.Name, FirstParty: cl.FirstParty}, nil
 }
 
 // jwksHandler publishes the public signing keys. A new key signs at once
