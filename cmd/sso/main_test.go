@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -396,5 +397,36 @@ func TestPrintTableKeepsOneRowPerRecord(t *testing.T) {
 	}
 	if got, want := b.String(), "A  B\n1  two cells and a line\n"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLockedSQLiteFailsClearlyAndKeepsData(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, db.SQLite)
+	if r := te.run(t, "", "migrate", "up"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	path := strings.TrimPrefix(te["SSO_DATABASE_URL"], "sqlite://")
+	// Another process holding the write lock, as a stuck backup job might.
+	holder, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	conn, err := holder.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	r := te.run(t, "a long test passphrase\n", "user", "create", "--username", "bob", "--password-stdin")
+	if r.code != 1 || !strings.Contains(r.stderr, "locked") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	conn.ExecContext(context.Background(), "ROLLBACK")
+	if r := te.run(t, "", "user", "list"); r.code != 0 {
+		t.Fatalf("after the lock was released: %s", r.stderr)
 	}
 }
