@@ -25,7 +25,9 @@ run:
 
 # Store benchmarks on both backends (figures for the closing notes).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./users/ ./oauth/ ./audit/
+	$(GO) test -run '^$$' -bench 'GetByUsername|Token|Append' -benchmem -benchtime 2000x ./users/ ./oauth/ ./audit/
+	$(GO) test -run '^$$' -bench 'Argon2|PasswordLogin' -benchmem -benchtime 20x ./users/
+
 
 # Process start to /healthz/ready, and idle RSS, on SQLite.
 bench-startup: build
