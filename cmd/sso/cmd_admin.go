@@ -50,11 +50,7 @@ func runMigrateUp(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(f, e)
-	if err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, e.stderr, false)
+	a, err := openFromFlags(ctx, f, e, false)
 	if err != nil {
 		return err
 	}
@@ -88,11 +84,7 @@ func runMigrateStatus(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(f, e)
-	if err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, e.stderr, false)
+	a, err := openFromFlags(ctx, f, e, false)
 	if err != nil {
 		return err
 	}
@@ -119,7 +111,7 @@ func runKeysList(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -150,7 +142,7 @@ func runKeysRotate(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -182,7 +174,7 @@ func runAuditVerify(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -204,12 +196,12 @@ func runAuditVerify(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// openFromFlags loads the configuration and opens the app with migrations
-// applied, as most CLI verbs need.
-func openFromFlags(ctx context.Context, f *flags, e env) (*app, error) {
+// openFromFlags loads the configuration and opens the app; most verbs
+// migrate first, the migrate verbs themselves do not.
+func openFromFlags(ctx context.Context, f *flags, e env, migrate bool) (*app, error) {
 	cfg, err := loadConfig(f, e)
 	if err != nil {
 		return nil, err
 	}
-	return openApp(ctx, cfg, e.stderr, true)
+	return openApp(ctx, cfg, e.stderr, migrate)
 }

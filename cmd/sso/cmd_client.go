@@ -104,7 +104,7 @@ func runClientCreate(ctx context.Context, e env, args []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func runClientList(ctx context.Context, e env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func runClientDelete(ctx context.Context, e env, args []string) error {
 	if len(f.args) != 1 {
 		return usageError{msg: "give exactly one client id"}
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func runUserCreate(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("read password: %w", err)
 		}
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func runUserList(ctx context.Context, e env, args []string) error {
 	if *status != "" && *status != string(users.StatusActive) && *status != string(users.StatusDisabled) {
 		return usageError{msg: "--status must be active or disabled"}
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func setUserStatus(ctx context.Context, e env, name string, args []string, statu
 	if len(f.args) != 1 {
 		return usageError{msg: "give exactly one username"}
 	}
-	a, err := openFromFlags(ctx, f, e)
+	a, err := openFromFlags(ctx, f, e, true)
 	if err != nil {
 		return err
 	}
