@@ -132,6 +132,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The account is not active."))
 		return
 	}
+	if need := requiredLevel(form.Get("acr_values")); need > bs.ACR {
+		// The session is below the level asked for. Signing in again helps
+		// only if the account has reached that level since; otherwise the
+		// client is told, never given a lower level silently.
+		if user.AssuranceLevel >= need && !slices.Contains(prompts, "none") {
+			p.redirectToPage(ctx, w, r, ar, "/login", true)
+			return
+		}
+		p.writeAuthorizeError(ctx, w, ar, errUnmetAuthenticationRequirements.WithHintf(
+			"The account has not reached assurance level %d; the person must raise it first (for example by verifying their identity).", need))
+		return
+	}
 
 	scopes := ar.GetRequestedScopes()
 	if !client.FirstParty {
@@ -203,10 +215,15 @@ func (p *Provider) needsLogin(bs *users.Session, form url.Values, prompts []stri
 			return "The sign-in is older than max_age."
 		}
 	}
-	if need := requiredLevel(form.Get("acr_values")); need > bs.ACR {
-		return "The client asked for a higher assurance level (acr_values)."
-	}
 	return ""
+}
+
+// errUnmetAuthenticationRequirements is the OpenID Connect error for an
+// acr_values request the person cannot meet.
+var errUnmetAuthenticationRequirements = &fosite.RFC6749Error{
+	ErrorField:       "unmet_authentication_requirements",
+	DescriptionField: "The authorization server cannot meet the requested authentication requirements.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // requiredLevel is the lowest level among acr_values (any one satisfies the

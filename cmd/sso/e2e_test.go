@@ -309,6 +309,17 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 		}
 	})
 
+	t.Run("acr_values above the account's level is refused, not downgraded", func(t *testing.T) {
+		q := tax.authorize(b, tax.cfg.AuthCodeURL(rand.Text(), oauth2.SetAuthURLParam("acr_values", "2"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "alice", "a long test passphrase")
+		if q.Get("error") != "unmet_authentication_requirements" {
+			t.Fatalf("got %v", q)
+		}
+		q = tax.authorize(b, tax.cfg.AuthCodeURL(rand.Text(), oauth2.SetAuthURLParam("acr_values", "1"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "alice", "a long test passphrase")
+		if q.Get("code") == "" {
+			t.Fatalf("acr_values=1 with a level-1 session: %v", q)
+		}
+	})
+
 	t.Run("client credentials, introspection and revocation", func(t *testing.T) {
 		cc := &oauth2.Config{ClientID: "batch", ClientSecret: ccSecret, Endpoint: tax.provider.Endpoint()}
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}}
