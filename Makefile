@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup run
+.PHONY: test fmt-check vet build bench bench-startup bench-http run
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -32,3 +32,8 @@ bench:
 # Process start to /healthz/ready, and idle RSS, on SQLite.
 bench-startup: build
 	$(GO) run ./bench/startup -bin bin/sso
+
+# Load over loopback against `sso serve` on PostgreSQL: client_credentials,
+# introspection, refresh rotation, authorization code with an SSO session.
+bench-http: build
+	$(GO) run ./bench/http -bin bin/sso -duration 20s -conns 16,64
