@@ -421,4 +421,3 @@ func rss(pid int) string {
 	}
 	return "?"
 }
-
