@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -27,6 +28,44 @@ type fositeStorage struct {
 	store        *SQLStore
 	refreshGrace time.Duration // concurrent refreshes within it are not treated as reuse
 	parLifespan  time.Duration
+	clients      *clientCache
+}
+
+// clientTTL bounds how long a node acts on a client it read before another
+// node (or the CLI) changed or disabled it. Every token request reads its
+// client at least once, so the cache saves a query and a JSON decode each.
+const clientTTL = 5 * time.Second
+
+// clientCache keeps recently read clients for clientTTL.
+type clientCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedClient
+}
+
+type cachedClient struct {
+	c       *Client
+	fetched time.Time
+}
+
+func newClientCache() *clientCache { return &clientCache{entries: map[string]cachedClient{}} }
+
+func (c *clientCache) get(id string) *Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || time.Since(e.fetched) > clientTTL {
+		return nil
+	}
+	return e.c
+}
+
+func (c *clientCache) put(cl *Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) > 10000 { // bounded: clients are few, ids from requests are not
+		clear(c.entries)
+	}
+	c.entries[cl.ID] = cachedClient{c: cl, fetched: time.Now()}
 }
 
 var (
@@ -60,9 +99,13 @@ func fositeErr(err error) error {
 
 // GetClient returns an enabled client.
 func (s *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.store.GetClient(ctx, id)
-	if err != nil {
-		return nil, fositeErr(err)
+	c := s.clients.get(id)
+	if c == nil {
+		var err error
+		if c, err = s.store.GetClient(ctx, id); err != nil {
+			return nil, fositeErr(err)
+		}
+		s.clients.put(c)
 	}
 	if c.Disabled {
 		return nil, fosite.ErrNotFound

@@ -89,7 +89,7 @@ type Dependencies struct {
 func NewProvider(cfg Config, deps Dependencies) *Provider {
 	p := &Provider{cfg: cfg, d: deps.DB, store: deps.Store, keys: deps.Keys, users: deps.Users,
 		sessions: deps.Sessions, audit: deps.Audit, log: deps.Logger, keyCache: map[string]cachedKey{}}
-	p.storage = &fositeStorage{d: deps.DB, store: deps.Store, refreshGrace: cfg.RefreshGracePeriod, parLifespan: 5 * time.Minute}
+	p.storage = &fositeStorage{d: deps.DB, store: deps.Store, refreshGrace: cfg.RefreshGracePeriod, parLifespan: 5 * time.Minute, clients: newClientCache()}
 	p.fcfg = &fosite.Config{
 		AccessTokenLifespan:             cfg.AccessTokenLifetime,
 		RefreshTokenLifespan:            cfg.RefreshTokenLifetime,
