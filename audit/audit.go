@@ -1,18 +1,12 @@
-// Package audit is the append-only, tamper-evident log of everything that
-// happens to accounts, clients, keys and tokens. Each record carries the SM3
-// hash of the record before it, so that editing or deleting a record breaks
-// the chain, and Verify names the first broken record.
-//
-// Records are written in the caller's transaction (carried in the context),
-// so a change and the record of it commit or roll back together. This package
-// must not import any domain package.
 package audit
 
 import (
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emmansun/gmsm/sm3"
@@ -24,19 +18,36 @@ const (
 	ResultFailure = "failure"
 )
 
-// Actions are "domain.verb" strings; new ones are added where they are used.
+// Actions are "domain.verb" strings, so that a filter on the domain prefix
+// finds everything that happened to one kind of thing. New ones are added
+// here when a domain starts writing them.
 const (
-	ActionUserCreate     = "user.create"
-	ActionUserDisable    = "user.disable"
-	ActionUserEnable     = "user.enable"
-	ActionClientCreate   = "client.create"
-	ActionClientDelete   = "client.delete"
-	ActionKeysRotate     = "keys.rotate"
+	// ActionUserCreate: an account was created (CLI or admin API).
+	ActionUserCreate = "user.create"
+	// ActionUserDisable: an account was disabled; its sessions end.
+	ActionUserDisable = "user.disable"
+	// ActionUserEnable: a disabled account was enabled again.
+	ActionUserEnable = "user.enable"
+	// ActionBootstrapAdmin: the first administrator was created at start-up.
 	ActionBootstrapAdmin = "user.bootstrap_admin"
-	ActionLogin          = "auth.login"
+	// ActionClientCreate: an OAuth client was registered.
+	ActionClientCreate = "client.create"
+	// ActionClientDelete: an OAuth client was removed.
+	ActionClientDelete = "client.delete"
+	// ActionKeysRotate: a new signing key became active.
+	ActionKeysRotate = "keys.rotate"
+	// ActionLogin: a sign-in attempt, successful or not.
+	ActionLogin = "auth.login"
+	// ActionOAuthAuthorize: a user granted a client an authorization code.
+	ActionOAuthAuthorize = "oauth.authorize"
+	// ActionOAuthToken: the token endpoint issued tokens.
+	ActionOAuthToken = "oauth.token"
+	// ActionOAuthRevoke: a client revoked a token.
+	ActionOAuthRevoke = "oauth.revoke"
 )
 
-// Event is one audit record.
+// Event is one audit record. Seq, PrevHash and Hash are set by Append; ID
+// and OccurredAt too, when left empty.
 type Event struct {
 	Seq        int64             `json:"seq"`
 	ID         string            `json:"id"`
@@ -55,20 +66,21 @@ type Event struct {
 }
 
 // GenesisHash is the prev_hash of the first record.
-var GenesisHash = strings.Repeat("0", 64)
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// Field limits. An audit write must never fail because of what an attacker
-// sent, so over-long text is cut and invalid UTF-8 replaced, not refused.
+// Field limits in bytes (see the package comment: cut, never refused).
 const (
-	maxShort     = 256  // actor, subject, client, ip, action, result
+	maxShort     = 256  // id, actor, subject, client, ip, action, result, detail keys
 	maxUserAgent = 512  // user agent
 	maxReason    = 1000 // reason
 	maxDetail    = 1000 // each detail value
 	maxDetails   = 32   // number of detail entries
 )
 
-// clean makes e safe to store: valid UTF-8 and bounded lengths.
+// clean makes e safe to store and to hash: valid UTF-8 without control
+// characters, and bounded lengths.
 func clean(e Event) Event {
+	e.ID = clip(e.ID, maxShort)
 	e.Actor = clip(e.Actor, maxShort)
 	e.Subject = clip(e.Subject, maxShort)
 	e.ClientID = clip(e.ClientID, maxShort)
@@ -77,24 +89,45 @@ func clean(e Event) Event {
 	e.Result = clip(e.Result, maxShort)
 	e.UserAgent = clip(e.UserAgent, maxUserAgent)
 	e.Reason = clip(e.Reason, maxReason)
-	if len(e.Details) > 0 {
-		d := make(map[string]string, min(len(e.Details), maxDetails))
-		for k, v := range e.Details {
-			if len(d) == maxDetails {
-				break
-			}
-			d[clip(k, maxShort)] = clip(v, maxDetail)
-		}
-		e.Details = d
-	} else {
-		e.Details = nil // an empty map and no map must hash alike
-	}
+	e.Details = cleanDetails(e.Details)
 	return e
 }
 
-// clip replaces invalid UTF-8 and cuts s to at most n bytes on a rune boundary.
+// cleanDetails keeps the first maxDetails entries in key order, so that the
+// same input always yields the same record. An empty map becomes nil: both
+// are stored as "{}" and must hash alike.
+func cleanDetails(in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[string]string, min(len(in), maxDetails))
+	for _, k := range keys {
+		if len(out) == maxDetails {
+			break
+		}
+		ck := clip(k, maxShort)
+		if _, dup := out[ck]; !dup { // two long keys may clip alike
+			out[ck] = clip(in[k], maxDetail)
+		}
+	}
+	return out
+}
+
+// clip replaces invalid UTF-8 and control characters with U+FFFD and cuts s
+// to at most n bytes on a character boundary.
 func clip(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 	if len(s) <= n {
 		return s
 	}
@@ -104,26 +137,39 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
-// canonical is the exact byte sequence that is hashed: every field except
-// seq and hash, in a fixed order, times in RFC 3339 with microseconds in UTC.
-// encoding/json writes struct fields in order and sorts map keys, so the
-// encoding is unambiguous and reproducible.
+// timeLayout is RFC 3339 in UTC with exactly microsecond precision, the
+// precision both databases store, so a stored record rehashes identically.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// canonicalRecord fixes the order and names of the hashed fields.
+type canonicalRecord struct {
+	PrevHash   string            `json:"prev_hash"`
+	ID         string            `json:"id"`
+	OccurredAt string            `json:"occurred_at"`
+	Actor      string            `json:"actor"`
+	Subject    string            `json:"subject"`
+	ClientID   string            `json:"client_id"`
+	IP         string            `json:"ip"`
+	UserAgent  string            `json:"user_agent"`
+	Action     string            `json:"action"`
+	Result     string            `json:"result"`
+	Reason     string            `json:"reason"`
+	Details    map[string]string `json:"details"`
+}
+
+// canonical is the exact byte sequence that is hashed (documented in the
+// package comment). encoding/json writes struct fields in order, quotes and
+// escapes every string and sorts map keys, so no two records share it.
 func canonical(e Event) []byte {
-	b, _ := json.Marshal(struct {
-		PrevHash   string            `json:"prev_hash"`
-		ID         string            `json:"id"`
-		OccurredAt string            `json:"occurred_at"`
-		Actor      string            `json:"actor"`
-		Subject    string            `json:"subject"`
-		ClientID   string            `json:"client_id"`
-		IP         string            `json:"ip"`
-		UserAgent  string            `json:"user_agent"`
-		Action     string            `json:"action"`
-		Result     string            `json:"result"`
-		Reason     string            `json:"reason"`
-		Details    map[string]string `json:"details"`
-	}{e.PrevHash, e.ID, e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"), e.Actor, e.Subject, e.ClientID,
-		e.IP, e.UserAgent, e.Action, e.Result, e.Reason, e.Details})
+	b, err := json.Marshal(canonicalRecord{
+		PrevHash: e.PrevHash, ID: e.ID, OccurredAt: e.OccurredAt.UTC().Format(timeLayout),
+		Actor: e.Actor, Subject: e.Subject, ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent,
+		Action: e.Action, Result: e.Result, Reason: e.Reason, Details: e.Details,
+	})
+	if err != nil {
+		// Only strings and a map of strings: Marshal cannot fail.
+		panic("audit: canonical encoding: " + err.Error())
+	}
 	return b
 }
 

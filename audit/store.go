@@ -15,50 +15,45 @@ import (
 
 // Log appends to and reads the audit_events table.
 type Log struct {
-	d *db.DB
+	d        *db.DB
+	pageSize int // records per query of Verify
 }
 
 // NewLog returns the audit log stored in d.
-func NewLog(d *db.DB) *Log { return &Log{d: d} }
+func NewLog(d *db.DB) *Log { return &Log{d: d, pageSize: 1000} }
 
 const eventColumns = `seq, id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, prev_hash, hash`
 
 // Append records e in the context's transaction (or its own) and returns it
-// as stored, with Seq, ID, time and hashes filled in. Appenders are
-// serialized cluster-wide so that the chain has exactly one order: by an
-// advisory lock on PostgreSQL, by the immediate write lock on SQLite.
+// as stored, with Seq, ID, time and hashes filled in. Text fields are
+// cleaned, not refused (see the package comment). Appenders are serialized
+// so that the chain has exactly one order.
 func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
-	e = clean(e)
-	if e.ID == "" {
-		e.ID = uuid.Must(uuid.NewV7()).String()
-	}
-	if e.OccurredAt.IsZero() {
-		e.OccurredAt = time.Now()
-	}
-	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
-	details, err := json.Marshal(e.Details)
+	e, err := prepare(e)
 	if err != nil {
-		return Event{}, err
+		return Event{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	if e.Details == nil {
-		details = []byte("{}")
+	details := "{}"
+	if e.Details != nil {
+		b, err := json.Marshal(e.Details)
+		if err != nil {
+			return Event{}, fmt.Errorf("audit %s: details: %w", e.Action, err)
+		}
+		details = string(b)
 	}
 	err = l.d.InTx(ctx, func(ctx context.Context) error {
-		if l.d.Dialect() == db.Postgres {
-			if _, err := l.d.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('sso.audit.' || current_schema()))`); err != nil {
-				return err
-			}
+		if err := l.lockChain(ctx); err != nil {
+			return err
 		}
-		err := l.d.Err(l.d.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&e.PrevHash))
-		if errors.Is(err, db.ErrNotFound) {
-			e.PrevHash = GenesisHash
-		} else if err != nil {
+		if e.PrevHash, err = l.lastHash(ctx); err != nil {
 			return err
 		}
 		e.Hash = hashOf(e)
-		return l.d.Err(l.d.QueryRow(ctx, `INSERT INTO audit_events (id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, prev_hash, hash)
+		return l.d.Err(l.d.QueryRow(ctx, `INSERT INTO audit_events
+			(id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, prev_hash, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			e.ID, e.OccurredAt, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.Action, e.Result, e.Reason, string(details), e.PrevHash, e.Hash).Scan(&e.Seq))
+			e.ID, e.OccurredAt, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.Action, e.Result, e.Reason,
+			details, e.PrevHash, e.Hash).Scan(&e.Seq))
 	})
 	if err != nil {
 		return Event{}, fmt.Errorf("audit %s: %w", e.Action, err)
@@ -66,110 +61,195 @@ func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
 	return e, nil
 }
 
+// prepare cleans e and fills its ID and time. The time is cut to the
+// microseconds the databases keep, so the hash recomputes after a round trip.
+func prepare(e Event) (Event, error) {
+	e = clean(e)
+	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	if e.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return e, fmt.Errorf("new id: %w", err)
+		}
+		e.ID = id.String()
+	}
+	if e.OccurredAt.IsZero() {
+		e.OccurredAt = time.Now()
+	}
+	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
+	return e, nil
+}
+
+// lockChain makes this transaction the only appender until it ends. The
+// lock is per schema so that deployments (and test runs) sharing one
+// PostgreSQL server in different schemas do not wait for each other. SQLite's immediate transactions already hold
+// the database's write lock.
+func (l *Log) lockChain(ctx context.Context) error {
+	if l.d.Dialect() != db.Postgres {
+		return nil
+	}
+	_, err := l.d.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('sso.audit.' || current_schema()))`)
+	return err
+}
+
+// lastHash is the hash the next record chains to.
+func (l *Log) lastHash(ctx context.Context) (string, error) {
+	var h string
+	err := l.d.Err(l.d.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&h))
+	if errors.Is(err, db.ErrNotFound) {
+		return GenesisHash, nil
+	}
+	return h, err
+}
+
 // Filter selects records; zero fields match everything.
 type Filter struct {
 	Actor, Subject, ClientID, Action, Result string
-	Since, Until                             time.Time
-	AfterSeq                                 int64
-	Limit                                    int // default 100, at most 1000
+	// Since is inclusive, Until exclusive.
+	Since, Until time.Time
+	// AfterSeq pages on: pass the Seq of the last record of the previous page.
+	AfterSeq int64
+	// Limit defaults to 100 and is capped at 1000.
+	Limit int
 }
+
+// Limits of List.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
 
 // List returns the records matching f in the order they were written.
 func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	for _, c := range []struct {
-		col, v string
-	}{{"actor", f.Actor}, {"subject", f.Subject}, {"client_id", f.ClientID}, {"action", f.Action}, {"result", f.Result}} {
+	where := []string{"seq > ?"}
+	args := []any{f.AfterSeq}
+	for _, c := range []struct{ cond, v string }{
+		{"actor = ?", f.Actor}, {"subject = ?", f.Subject}, {"client_id = ?", f.ClientID},
+		{"action = ?", f.Action}, {"result = ?", f.Result},
+	} {
 		if c.v != "" {
-			add(c.col+" = ?", c.v)
+			where, args = append(where, c.cond), append(args, c.v)
 		}
 	}
 	if !f.Since.IsZero() {
-		add("occurred_at >= ?", f.Since.UTC())
+		where, args = append(where, "occurred_at >= ?"), append(args, f.Since.UTC())
 	}
 	if !f.Until.IsZero() {
-		add("occurred_at < ?", f.Until.UTC())
+		where, args = append(where, "occurred_at < ?"), append(args, f.Until.UTC())
 	}
-	add("seq > ?", f.AfterSeq)
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 100
+		limit = DefaultListLimit
 	}
-	limit = min(limit, 1000)
-	args = append(args, limit)
-	return l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
-}
-
-func (l *Log) query(ctx context.Context, q string, args ...any) ([]Event, error) {
-	rows, err := l.d.Query(ctx, q, args...)
+	args = append(args, min(limit, MaxListLimit))
+	rows, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("audit list: %w", err)
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var details string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.OccurredAt, &e.Actor, &e.Subject, &e.ClientID, &e.IP, &e.UserAgent,
-			&e.Action, &e.Result, &e.Reason, &details, &e.PrevHash, &e.Hash); err != nil {
-			return nil, l.d.Err(err)
-		}
-		e.OccurredAt = e.OccurredAt.UTC()
-		if details != "{}" && details != "" && details != "null" {
-			if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-				return nil, fmt.Errorf("audit record %d: details: %w", e.Seq, err)
-			}
+	out := make([]Event, 0, len(rows))
+	for _, r := range rows {
+		e, err := r.event()
+		if err != nil {
+			return nil, fmt.Errorf("audit list: %w", err)
 		}
 		out = append(out, e)
 	}
-	return out, l.d.Err(rows.Err())
+	return out, nil
+}
+
+// row is a record as stored, details still encoded, so that Verify can
+// report a record whose details were garbled instead of failing on it.
+type row struct {
+	Event
+	details string
+}
+
+// event decodes the details of r.
+func (r row) event() (Event, error) {
+	e := r.Event
+	if r.details != "" && r.details != "{}" {
+		if err := json.Unmarshal([]byte(r.details), &e.Details); err != nil {
+			return Event{}, fmt.Errorf("record %d: details: %w", e.Seq, err)
+		}
+	}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	return e, nil
+}
+
+func (l *Log) query(ctx context.Context, q string, args ...any) ([]row, error) {
+	rs, err := l.d.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.Seq, &r.ID, &r.OccurredAt, &r.Actor, &r.Subject, &r.ClientID, &r.IP, &r.UserAgent,
+			&r.Action, &r.Result, &r.Reason, &r.details, &r.PrevHash, &r.Hash); err != nil {
+			return nil, l.d.Err(err)
+		}
+		r.OccurredAt = r.OccurredAt.UTC()
+		out = append(out, r)
+	}
+	return out, l.d.Err(rs.Err())
 }
 
 // VerifyResult is what a walk of the chain found.
 type VerifyResult struct {
-	Checked   int64  `json:"checked"`
-	OK        bool   `json:"ok"`
-	BrokenSeq int64  `json:"broken_seq,omitempty"`
-	Reason    string `json:"reason,omitempty"`
+	// Checked counts the records read, the broken one included.
+	Checked int64 `json:"checked"`
+	// OK is true when every record checked out.
+	OK bool `json:"ok"`
+	// BrokenSeq is the seq of the first broken record, when not OK.
+	BrokenSeq int64 `json:"broken_seq,omitempty"`
+	// Reason says what is wrong with it, for the operator.
+	Reason string `json:"reason,omitempty"`
 }
 
-// Verify walks the whole chain in order, a page at a time, and stops at the
-// first record whose hash does not match its contents (it was edited) or
-// whose prev_hash does not match the record before it (a record was deleted
-// or edited before it).
+// Verify walks the whole chain in seq order, a page at a time, and stops at
+// the first record that does not check out. It reports a broken chain in
+// the result; an error means the walk itself failed.
 func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
 	prevHash, prevSeq := GenesisHash, int64(0)
 	for {
-		page, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 1000`, prevSeq)
+		page, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, prevSeq, l.pageSize)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("audit verify after record %d: %w", prevSeq, err)
 		}
-		for _, e := range page {
+		for _, r := range page {
 			res.Checked++
-			if e.PrevHash != prevHash {
-				res.BrokenSeq = e.Seq
-				res.Reason = fmt.Sprintf("record %d: prev_hash does not match the hash of record %d (a record between them was deleted, or record %d was edited)", e.Seq, prevSeq, prevSeq)
-				if prevSeq == 0 {
-					res.Reason = fmt.Sprintf("record %d: prev_hash is not the genesis hash (earlier records were deleted)", e.Seq)
-				}
+			if reason := check(r, prevHash, prevSeq); reason != "" {
+				res.BrokenSeq, res.Reason = r.Seq, reason
 				return res, nil
 			}
-			if hashOf(e) != e.Hash {
-				res.BrokenSeq = e.Seq
-				res.Reason = fmt.Sprintf("record %d: hash does not match its contents (edited)", e.Seq)
-				return res, nil
-			}
-			prevHash, prevSeq = e.Hash, e.Seq
+			prevHash, prevSeq = r.Hash, r.Seq
 		}
-		if len(page) < 1000 {
+		if len(page) < l.pageSize {
 			res.OK = true
 			return res, nil
 		}
 	}
+}
+
+// check says what is wrong with record r, given the hash and seq of the
+// record before it (GenesisHash and 0 for the first), or "" if nothing is.
+func check(r row, prevHash string, prevSeq int64) string {
+	if r.PrevHash != prevHash {
+		if prevSeq == 0 {
+			return fmt.Sprintf("record %d: prev_hash is not the genesis hash (the records before it were deleted)", r.Seq)
+		}
+		return fmt.Sprintf("record %d: prev_hash does not match record %d's hash (a record before it was deleted or edited)", r.Seq, prevSeq)
+	}
+	e, err := r.event()
+	if err != nil {
+		return fmt.Sprintf("record %d: details are not valid JSON (edited)", r.Seq)
+	}
+	if hashOf(e) != r.Hash {
+		return fmt.Sprintf("record %d: hash does not match its contents (edited)", r.Seq)
+	}
+	return ""
 }

@@ -70,8 +70,10 @@ CREATE TABLE signing_keys (
     retire_after    TIMESTAMPTZ
 );
 
--- The audit log: append-only, each record carrying the hash of the one
--- before it, so that an edited or deleted record breaks the chain.
+-- The audit log: append-only, each record carrying the SM3 hash of the one
+-- before it, so that an edited or deleted record breaks the chain (package
+-- audit documents the hashed encoding). seq orders the chain; appenders are
+-- serialized, so it is also the order of commit.
 CREATE TABLE audit_events (
     seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
@@ -91,3 +93,4 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_time ON audit_events (occurred_at);
 CREATE INDEX audit_events_subject ON audit_events (subject, seq);
 CREATE INDEX audit_events_action ON audit_events (action, seq);
+CREATE INDEX audit_events_actor ON audit_events (actor, seq);
