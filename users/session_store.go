@@ -108,6 +108,16 @@ func (s *Sessions) Revoke(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetActingFor records whom the session's person acts for: an enterprise
+// account id, or "" for themself. Callers check the right to act first
+// (Enterprises.SwitchActing does).
+func (s *Sessions) SetActingFor(ctx context.Context, id, enterpriseID string) error {
+	if err := s.d.ExecOne(ctx, `UPDATE browser_sessions SET acting_for = ? WHERE id = ?`, enterpriseID, id); err != nil {
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	return nil
+}
+
 // RevokeAllForUser ends every session of a user (password change, account
 // disabled, "sign out everywhere") and says how many there were.
 func (s *Sessions) RevokeAllForUser(ctx context.Context, userID string) (int64, error) {

@@ -1,0 +1,273 @@
+package users
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/db/dbtest"
+)
+
+// randomCreditCode makes a valid unified social credit code of no real enterprise.
+func randomCreditCode() string {
+	b := []byte("91")
+	for len(b) < 17 {
+		b = append(b, creditAlphabet[mrand.IntN(len(creditAlphabet))])
+	}
+	sum := 0
+	for i, c := range b {
+		sum += indexByte(creditAlphabet, c) * creditWeights[i]
+	}
+	return string(append(b, creditAlphabet[(31-sum%31)%31]))
+}
+
+func indexByte(s string, c byte) int {
+	for i := range len(s) {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func person(t *testing.T, s *SQLStore, name string) *User {
+	t.Helper()
+	u := &User{Username: name, Kind: KindCitizen}
+	if err := s.Create(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestEnterprisesAndAgents(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newTestStore(t, d)
+		e := NewEnterprises(d, s)
+		sessions := NewSessions(d, SessionOptions{})
+		rep, agent, stranger := person(t, s, "rep"), person(t, s, "agent"), person(t, s, "stranger")
+		code := randomCreditCode()
+
+		ent, err := e.Create(ctx, code, "示例有限公司", rep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acct, err := s.Get(ctx, ent.ID)
+		if err != nil || acct.Kind != KindEnterprise || acct.DisplayName != "示例有限公司" {
+			t.Fatalf("enterprise account: %+v %v", acct, err)
+		}
+		if _, err := e.Create(ctx, code, "Again", rep.ID); !errors.Is(err, db.ErrConflict) {
+			t.Fatalf("same credit code twice: %v", err)
+		}
+		bad := code[:17] + string(creditAlphabet[(indexByte(creditAlphabet, code[17])+1)%31])
+		var ve *ValidationError
+		if _, err := e.Create(ctx, bad, "Typo Ltd", rep.ID); !errors.As(err, &ve) {
+			t.Fatalf("wrong check character: %v", err)
+		}
+		if _, err := e.Create(ctx, randomCreditCode(), "Owned by a company", ent.ID); !errors.As(err, &ve) {
+			t.Fatalf("an enterprise as legal representative: %v", err)
+		}
+
+		if err := e.AddAgent(ctx, ent.ID, agent.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AddAgent(ctx, ent.ID, agent.ID); !errors.Is(err, db.ErrConflict) {
+			t.Fatalf("agent twice: %v", err)
+		}
+		opts, _ := e.ActingOptions(ctx, agent.ID)
+		if len(opts) != 1 || opts[0].ID != ent.ID {
+			t.Fatalf("acting options: %+v", opts)
+		}
+
+		sess, _, err := sessions.Create(ctx, agent.ID, []string{"pwd"}, 1, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SwitchActing(ctx, sessions, sess, ent.ID); err != nil {
+			t.Fatal(err)
+		}
+		strangerSess, _, _ := sessions.Create(ctx, stranger.ID, []string{"pwd"}, 1, "", "")
+		if err := e.SwitchActing(ctx, sessions, strangerSess, ent.ID); !errors.Is(err, ErrNotAgent) {
+			t.Fatalf("a stranger switched: %v", err)
+		}
+		list, _ := sessions.ListForUser(ctx, agent.ID)
+		if len(list) != 1 || list[0].ActingFor != ent.ID {
+			t.Fatalf("session acting_for: %+v", list)
+		}
+
+		if err := e.TransferLegalRepresentative(ctx, ent.ID, agent.ID); err != nil {
+			t.Fatal(err)
+		}
+		agents, _ := e.Agents(ctx, ent.ID)
+		if len(agents) != 2 || agents[0].UserID != agent.ID || agents[0].Role != RoleLegalRepresentative || agents[1].Role != RoleAgent {
+			t.Fatalf("after transfer: %+v", agents)
+		}
+		if err := e.RemoveAgent(ctx, ent.ID, agent.ID); !errors.Is(err, db.ErrNotFound) {
+			t.Fatalf("removing the legal representative: %v", err)
+		}
+		if err := e.RemoveAgent(ctx, ent.ID, rep.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.CheckAgent(ctx, ent.ID, rep.ID); !errors.Is(err, ErrNotAgent) {
+			t.Fatalf("removed agent still acts: %v", err)
+		}
+	})
+}
+
+func TestOrgUnitTree(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		o := NewOrgUnits(d)
+		city, err := o.Create(ctx, "", "city", "市政府", "city")
+		if err != nil {
+			t.Fatal(err)
+		}
+		town, _ := o.Create(ctx, city.ID, "town-a", "甲镇", "town")
+		village, _ := o.Create(ctx, town.ID, "village-1", "一村", "village")
+		otherTown, _ := o.Create(ctx, city.ID, "town-b", "乙镇", "town")
+		if _, err := o.Create(ctx, city.ID, "town-a", "Dup", "town"); !errors.Is(err, db.ErrConflict) {
+			t.Fatalf("duplicate code: %v", err)
+		}
+		var ve *ValidationError
+		if _, err := o.Create(ctx, "", "bad code!", "", "planet"); !errors.As(err, &ve) || len(ve.Fields) != 3 {
+			t.Fatalf("invalid unit: %v", err)
+		}
+		sub, _ := o.Subtree(ctx, town.ID)
+		if len(sub) != 2 || sub[0].ID != town.ID || sub[1].ID != village.ID {
+			t.Fatalf("subtree of town: %+v", sub)
+		}
+		if in, _ := o.Contains(ctx, town.ID, village.ID); !in {
+			t.Fatal("village not in its town")
+		}
+		if in, _ := o.Contains(ctx, otherTown.ID, village.ID); in {
+			t.Fatal("village in another town")
+		}
+		if err := o.Move(ctx, town.ID, village.ID); !errors.As(err, &ve) {
+			t.Fatalf("moved under itself: %v", err)
+		}
+		if err := o.Move(ctx, village.ID, otherTown.ID); err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := o.Contains(ctx, otherTown.ID, village.ID); !in {
+			t.Fatal("move did not take")
+		}
+		if err := o.AddMember(ctx, village.ID, "staff-1", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Delete(ctx, village.ID); !errors.Is(err, ErrOrgUnitNotEmpty) {
+			t.Fatalf("deleting a unit with members: %v", err)
+		}
+		units, _ := o.UnitsOf(ctx, "staff-1")
+		if len(units) != 1 || units[0].ID != village.ID {
+			t.Fatalf("units of staff: %+v", units)
+		}
+		o.RemoveMember(ctx, village.ID, "staff-1")
+		if err := o.Delete(ctx, village.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Rename(ctx, town.ID, "甲街道"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestAssuranceLevels(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newTestStore(t, d)
+		id := randomIDNumber()
+		a := NewAssurance(d, s, StaticIdentityVerifier{id: "张三"}, audit.NewLog(d))
+		u := person(t, s, "zhangsan")
+
+		tests := []struct {
+			name, realName, idNumber string
+			want                     error
+		}{
+			{"wrong name", "李四", id, ErrIdentityMismatch},
+			{"unknown number", "张三", randomIDNumber(), ErrIdentityMismatch},
+		}
+		for _, tc := range tests {
+			if _, err := a.VerifyIdentity(ctx, u.ID, tc.realName, tc.idNumber); !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		}
+		var ve *ValidationError
+		if _, err := a.VerifyIdentity(ctx, u.ID, "张三", id[:17]+"0"); !errors.As(err, &ve) && id[17] != '0' {
+			t.Errorf("bad check character reached the verifier: %v", err)
+		}
+		got, err := a.VerifyIdentity(ctx, u.ID, "张三", id)
+		if err != nil || got.AssuranceLevel != 2 || got.IDNumber != id {
+			t.Fatalf("verify: %+v %v", got, err)
+		}
+		if _, err := a.SetLevel(ctx, "admin-1", u.ID, 3, MethodInPerson, ""); !errors.As(err, &ve) {
+			t.Fatalf("level without a reason: %v", err)
+		}
+		if got, err := a.SetLevel(ctx, "admin-1", u.ID, 3, MethodInPerson, fmt.Sprintf("checked ID card at counter %d", 7)); err != nil || got.AssuranceLevel != 3 {
+			t.Fatalf("set level: %v", err)
+		}
+		hist, _ := a.History(ctx, u.ID)
+		if len(hist) != 2 || hist[0].Method != MethodIDVerification || hist[1].VerifiedBy != "admin-1" {
+			t.Fatalf("history: %+v", hist)
+		}
+		events, _ := audit.NewLog(d).List(ctx, audit.Filter{Subject: u.ID})
+		if len(events) != 4 {
+			t.Fatalf("audit: %d events, want 2 failures + verify + set level", len(events))
+		}
+	})
+}
+
+func TestHTTPIdentityVerifier(t *testing.T) {
+	secret := []byte(rand16())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(r.Header.Get("X-SSO-Timestamp") + "."))
+		m.Write(body)
+		if r.Header.Get("X-SSO-Signature") != "sha256="+hex.EncodeToString(m.Sum(nil)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			Name     string `json:"name"`
+			IDNumber string `json:"id_number"`
+		}
+		json.Unmarshal(body, &req)
+		switch req.Name {
+		case "match":
+			w.Write([]byte(`{"match": true}`))
+		case "broken":
+			w.Write([]byte(`{"oops": 1}`))
+		default:
+			w.Write([]byte(`{"match": false}`))
+		}
+	}))
+	defer srv.Close()
+	v := &HTTPIdentityVerifier{URL: srv.URL, Secret: secret}
+	ctx := context.Background()
+	if err := v.Verify(ctx, "match", "x"); err != nil {
+		t.Fatalf("match: %v", err)
+	}
+	if err := v.Verify(ctx, "nope", "x"); !errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if err := v.Verify(ctx, "broken", "x"); err == nil || errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("malformed answer: %v", err)
+	}
+	wrongKey := &HTTPIdentityVerifier{URL: srv.URL, Secret: []byte("other")}
+	if err := wrongKey.Verify(ctx, "match", "x"); err == nil || errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("rejected signature must be a failure to answer, not a mismatch: %v", err)
+	}
+}
+
+func rand16() string { return fmt.Sprintf("%016x", mrand.Uint64()) }
