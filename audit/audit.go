@@ -46,8 +46,8 @@ const (
 	ActionOAuthRevoke = "oauth.revoke"
 )
 
-// Event is one audit record. Seq, PrevHash and Hash are set by Append; ID
-// and OccurredAt too, when left empty.
+// Event is one audit record. Append sets Seq (and ID and OccurredAt when
+// left empty); Seal sets ChainPos, PrevHash and Hash.
 type Event struct {
 	Seq        int64             `json:"seq"`
 	ID         string            `json:"id"`
@@ -61,8 +61,11 @@ type Event struct {
 	Result     string            `json:"result"`
 	Reason     string            `json:"reason"`
 	Details    map[string]string `json:"details,omitempty"`
-	PrevHash   string            `json:"prev_hash"`
-	Hash       string            `json:"hash"`
+	// ChainPos, PrevHash and Hash are set when the record is sealed into the
+	// chain, shortly after it is written (0 and "" until then).
+	ChainPos int64  `json:"chain_pos,omitempty"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 // GenesisHash is the prev_hash of the first record.

@@ -80,6 +80,14 @@ func TestVerifyCatchesARehashedEditAcrossPages(t *testing.T) {
 			}
 			ev = append(ev, e)
 		}
+		if _, err := l.Seal(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := l.List(ctx, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev = sealed
 		if res, err := l.Verify(ctx); err != nil || !res.OK || res.Checked != 10 {
 			t.Fatalf("intact chain: %+v %v", res, err)
 		}

@@ -8,18 +8,18 @@
 //
 // Log.Append writes in the transaction carried by the context, so a change
 // and the record of it commit or roll back together; without one it opens
-// its own. Appenders are serialized so that the chain has a single order: on
-// PostgreSQL by a transaction-scoped advisory lock (one per schema, held
-// until the caller's transaction ends), on SQLite by the immediate write
-// lock every transaction already takes. Callers should therefore append as
-// the last step of their transaction, and use the default READ COMMITTED
-// isolation, under which the last record is read after the lock is taken.
+// its own. Appending takes no lock, so audited work on many nodes never
+// waits on the log.
 //
 // # The hash chain
 //
-// Each record carries the hex SM3 hash (GB/T 32905) of the record before it
-// (PrevHash; 64 zeros for the first) and its own Hash, computed over a
-// canonical encoding: the JSON object
+// Log.Seal, run every second by each node's sealer (Log.RunSealer) and
+// serialized cluster-wide (a transaction-scoped advisory lock per schema on
+// PostgreSQL, the write lock on SQLite), takes the committed records not yet
+// chained in seq order and gives each its place (ChainPos), the hex SM3
+// hash (GB/T 32905) of the record before it (PrevHash; 64 zeros for the
+// first) and its own Hash, computed over a canonical encoding: the JSON
+// object
 //
 //	{"prev_hash":…,"id":…,"occurred_at":…,"actor":…,"subject":…,
 //	 "client_id":…,"ip":…,"user_agent":…,"action":…,"result":…,
@@ -27,15 +27,22 @@
 //
 // with the keys in exactly that order, no spaces, encoding/json's escaping,
 // and occurred_at as RFC 3339 in UTC with exactly six fractional digits.
-// Seq and Hash are not hashed. Changing this encoding would make every
-// existing record fail verification, so it is pinned by a test.
+// Seq, ChainPos and Hash are not hashed. Changing this encoding would make
+// every existing record fail verification, so it is pinned by a test.
 //
-// Log.Verify walks the chain in seq order and names the first record that
-// was edited (its hash no longer matches its contents) or whose predecessor
-// was deleted or edited and rehashed (its prev_hash no longer matches). A
-// chain proves nothing about its own end: deleting the newest records
-// leaves an intact, shorter chain. Operators who need to detect that record
-// the latest hash elsewhere (a ticket, a second system) and compare.
+// Chain order is sealing order: a record whose transaction commits late is
+// chained when it becomes visible, after records that committed before it,
+// so no record is ever skipped. The price is a window of about a second in
+// which a new record is stored but not yet chained; Verify reports how many
+// are pending.
+//
+// Log.Verify walks the chain in order and names the first record that was
+// edited (its hash no longer matches its contents) or whose predecessor was
+// deleted or edited and rehashed (its prev_hash no longer matches). A chain
+// proves nothing about its own end: deleting the newest records leaves an
+// intact, shorter chain. Verify returns the head hash; operators who need to
+// detect truncation record it elsewhere (a ticket, a second system) and
+// compare.
 //
 // # Hostile input
 //

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,12 +23,12 @@ type Log struct {
 // NewLog returns the audit log stored in d.
 func NewLog(d *db.DB) *Log { return &Log{d: d, pageSize: 1000} }
 
-const eventColumns = `seq, id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, prev_hash, hash`
+const eventColumns = `seq, id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, chain_pos, prev_hash, hash`
 
 // Append records e in the context's transaction (or its own) and returns it
-// as stored, with Seq, ID, time and hashes filled in. Text fields are
-// cleaned, not refused (see the package comment). Appenders are serialized
-// so that the chain has exactly one order.
+// as stored, with Seq, ID and time filled in. Text fields are cleaned, not
+// refused (see the package comment). Appending takes no lock: the record
+// gets its place in the chain, and its hashes, when Seal next runs.
 func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
 	e, err := prepare(e)
 	if err != nil {
@@ -41,31 +42,94 @@ func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
 		}
 		details = string(b)
 	}
-	err = l.d.InTx(ctx, func(ctx context.Context) error {
-		if err := l.lockChain(ctx); err != nil {
-			return err
-		}
-		if e.PrevHash, err = l.lastHash(ctx); err != nil {
-			return err
-		}
-		e.Hash = hashOf(e)
-		return l.d.Err(l.d.QueryRow(ctx, `INSERT INTO audit_events
-			(id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			e.ID, e.OccurredAt, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.Action, e.Result, e.Reason,
-			details, e.PrevHash, e.Hash).Scan(&e.Seq))
-	})
+	err = l.d.Err(l.d.QueryRow(ctx, `INSERT INTO audit_events
+		(id, occurred_at, actor, subject, client_id, ip, user_agent, action, result, reason, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		e.ID, e.OccurredAt, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.Action, e.Result, e.Reason, details).Scan(&e.Seq))
 	if err != nil {
 		return Event{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	return e, nil
 }
 
+// sealBatch is how many records one Seal transaction chains.
+const sealBatch = 500
+
+// Seal chains every committed record that has no place yet, in the order
+// of seq, and returns how many it sealed. A record whose transaction
+// commits late simply gets a later place: chain order is sealing order, so
+// no record is ever skipped. One sealer runs at a time cluster-wide.
+func (l *Log) Seal(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := l.sealOnce(ctx)
+		total += n
+		if err != nil || n < sealBatch {
+			return total, err
+		}
+	}
+}
+
+func (l *Log) sealOnce(ctx context.Context) (int, error) {
+	n := 0
+	err := l.d.InTx(ctx, func(ctx context.Context) error {
+		n = 0
+		if err := l.lockChain(ctx); err != nil {
+			return err
+		}
+		pos, prev, err := l.chainHead(ctx)
+		if err != nil {
+			return err
+		}
+		pending, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE chain_pos IS NULL ORDER BY seq LIMIT ?`, sealBatch)
+		if err != nil {
+			return err
+		}
+		for _, r := range pending {
+			e, err := r.event()
+			if err != nil {
+				return err
+			}
+			pos++
+			e.PrevHash = prev
+			e.Hash = hashOf(e)
+			if err := l.d.ExecOne(ctx, `UPDATE audit_events SET chain_pos = ?, prev_hash = ?, hash = ? WHERE seq = ? AND chain_pos IS NULL`,
+				pos, e.PrevHash, e.Hash, e.Seq); err != nil {
+				return fmt.Errorf("seal record %d: %w", e.Seq, err)
+			}
+			prev = e.Hash
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// RunSealer seals new records every interval until ctx ends; onError hears
+// of failures (the next pass retries).
+func (l *Log) RunSealer(ctx context.Context, every time.Duration, onError func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if _, err := l.Seal(context.WithoutCancel(ctx)); err != nil && onError != nil {
+				onError(err)
+			}
+			return
+		case <-t.C:
+			if _, err := l.Seal(ctx); err != nil && onError != nil && ctx.Err() == nil {
+				onError(err)
+			}
+		}
+	}
+}
+
 // prepare cleans e and fills its ID and time. The time is cut to the
 // microseconds the databases keep, so the hash recomputes after a round trip.
 func prepare(e Event) (Event, error) {
 	e = clean(e)
-	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	e.Seq, e.ChainPos, e.PrevHash, e.Hash = 0, 0, "", ""
 	if e.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -80,10 +144,10 @@ func prepare(e Event) (Event, error) {
 	return e, nil
 }
 
-// lockChain makes this transaction the only appender until it ends. The
-// lock is per schema so that deployments (and test runs) sharing one
-// PostgreSQL server in different schemas do not wait for each other. SQLite's immediate transactions already hold
-// the database's write lock.
+// lockChain makes this transaction the only sealer until it ends. The lock
+// is per schema so that deployments (and test runs) sharing one PostgreSQL
+// server in different schemas do not wait for each other. SQLite's
+// immediate transactions already hold the database's write lock.
 func (l *Log) lockChain(ctx context.Context) error {
 	if l.d.Dialect() != db.Postgres {
 		return nil
@@ -92,14 +156,16 @@ func (l *Log) lockChain(ctx context.Context) error {
 	return err
 }
 
-// lastHash is the hash the next record chains to.
-func (l *Log) lastHash(ctx context.Context) (string, error) {
+// chainHead is the last sealed place and its hash (0 and the genesis hash
+// for an empty chain).
+func (l *Log) chainHead(ctx context.Context) (int64, string, error) {
+	var pos int64
 	var h string
-	err := l.d.Err(l.d.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&h))
+	err := l.d.Err(l.d.QueryRow(ctx, `SELECT chain_pos, hash FROM audit_events WHERE chain_pos IS NOT NULL ORDER BY chain_pos DESC LIMIT 1`).Scan(&pos, &h))
 	if errors.Is(err, db.ErrNotFound) {
-		return GenesisHash, nil
+		return 0, GenesisHash, nil
 	}
-	return h, err
+	return pos, h, err
 }
 
 // Filter selects records; zero fields match everything.
@@ -187,11 +253,14 @@ func (l *Log) query(ctx context.Context, q string, args ...any) ([]row, error) {
 	var out []row
 	for rs.Next() {
 		var r row
+		var pos sql.NullInt64
+		var prev, hash sql.NullString
 		if err := rs.Scan(&r.Seq, &r.ID, &r.OccurredAt, &r.Actor, &r.Subject, &r.ClientID, &r.IP, &r.UserAgent,
-			&r.Action, &r.Result, &r.Reason, &r.details, &r.PrevHash, &r.Hash); err != nil {
+			&r.Action, &r.Result, &r.Reason, &r.details, &pos, &prev, &hash); err != nil {
 			return nil, l.d.Err(err)
 		}
 		r.OccurredAt = r.OccurredAt.UTC()
+		r.ChainPos, r.PrevHash, r.Hash = pos.Int64, prev.String, hash.String
 		out = append(out, r)
 	}
 	return out, l.d.Err(rs.Err())
@@ -199,26 +268,32 @@ func (l *Log) query(ctx context.Context, q string, args ...any) ([]row, error) {
 
 // VerifyResult is what a walk of the chain found.
 type VerifyResult struct {
-	// Checked counts the records read, the broken one included.
+	// Checked counts the sealed records read, the broken one included.
 	Checked int64 `json:"checked"`
-	// OK is true when every record checked out.
+	// OK is true when every sealed record checked out.
 	OK bool `json:"ok"`
 	// BrokenSeq is the seq of the first broken record, when not OK.
 	BrokenSeq int64 `json:"broken_seq,omitempty"`
 	// Reason says what is wrong with it, for the operator.
 	Reason string `json:"reason,omitempty"`
+	// Pending counts records not sealed yet (the last second or so of
+	// activity); Seal before Verify to include them.
+	Pending int64 `json:"pending"`
+	// HeadHash is the hash of the last sealed record: write it down
+	// elsewhere to detect later truncation of the log.
+	HeadHash string `json:"head_hash,omitempty"`
 }
 
-// Verify walks the whole chain in seq order, a page at a time, and stops at
+// Verify walks the sealed chain in order, a page at a time, and stops at
 // the first record that does not check out. It reports a broken chain in
-// the result; an error means the walk itself failed.
+// the result; an error means the walk itself failed. It writes nothing.
 func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
-	prevHash, prevSeq := GenesisHash, int64(0)
+	prevHash, prevPos, prevSeq := GenesisHash, int64(0), int64(0)
 	for {
-		page, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, prevSeq, l.pageSize)
+		page, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE chain_pos > ? ORDER BY chain_pos LIMIT ?`, prevPos, l.pageSize)
 		if err != nil {
-			return res, fmt.Errorf("audit verify after record %d: %w", prevSeq, err)
+			return res, fmt.Errorf("audit verify after place %d: %w", prevPos, err)
 		}
 		for _, r := range page {
 			res.Checked++
@@ -226,13 +301,22 @@ func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 				res.BrokenSeq, res.Reason = r.Seq, reason
 				return res, nil
 			}
-			prevHash, prevSeq = r.Hash, r.Seq
+			if r.ChainPos != prevPos+1 {
+				res.BrokenSeq = r.Seq
+				res.Reason = fmt.Sprintf("record %d: its place in the chain is %d, not %d (records were deleted and the chain rehashed)", r.Seq, r.ChainPos, prevPos+1)
+				return res, nil
+			}
+			prevHash, prevPos, prevSeq = r.Hash, r.ChainPos, r.Seq
 		}
 		if len(page) < l.pageSize {
-			res.OK = true
-			return res, nil
+			break
 		}
 	}
+	res.OK, res.HeadHash = true, prevHash
+	if err := l.d.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE chain_pos IS NULL`).Scan(&res.Pending); err != nil {
+		return res, l.d.Err(err)
+	}
+	return res, nil
 }
 
 // check says what is wrong with record r, given the hash and seq of the

@@ -25,7 +25,17 @@ func appendN(t *testing.T, l *audit.Log, n int) []audit.Event {
 		}
 		out = append(out, e)
 	}
-	return out
+	return seal(t, l)[len(listAll(t, context.Background(), l))-n:]
+}
+
+// seal chains what was appended, as the server's sealer does every second,
+// and returns every record.
+func seal(t *testing.T, l *audit.Log) []audit.Event {
+	t.Helper()
+	if _, err := l.Seal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return listAll(t, context.Background(), l)
 }
 
 func listAll(t *testing.T, ctx context.Context, l *audit.Log) []audit.Event {
@@ -85,7 +95,7 @@ func TestAppendKeepsCallersIDAndTime(t *testing.T) {
 		if e.ID != "ev-1" || !e.OccurredAt.Equal(want) || e.OccurredAt.Location() != time.UTC {
 			t.Errorf("id %q, time %v; want ev-1, %v", e.ID, e.OccurredAt, want)
 		}
-		if e.PrevHash != audit.GenesisHash || e.Hash == "forged" || e.Seq == 99 {
+		if e.PrevHash != "" || e.Hash != "" || e.Seq == 99 {
 			t.Errorf("caller's seq or hashes were kept: %+v", e)
 		}
 	})
@@ -158,6 +168,10 @@ func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
+		if res, _ := l.Verify(context.Background()); res.Pending != goroutines*each || res.Checked != 0 {
+			t.Fatalf("before sealing: %+v", res)
+		}
+		seal(t, l)
 		res, err := l.Verify(context.Background())
 		if err != nil || !res.OK || res.Checked != goroutines*each {
 			t.Fatalf("verify: %+v %v", res, err)
@@ -302,6 +316,7 @@ func TestListCapsTheLimit(t *testing.T) {
 				t.Errorf("limit %d: %d records, %v; want %d", tc.limit, len(got), err, tc.want)
 			}
 		}
+		seal(t, l)
 		if res, err := l.Verify(ctx); err != nil || !res.OK || res.Checked != audit.MaxListLimit+1 {
 			t.Errorf("verify across pages: %+v %v", res, err)
 		}
@@ -328,7 +343,7 @@ func TestHostileInputIsStoredCleanAndVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a hostile event must still be recorded: %v", err)
 		}
-		got := listAll(t, ctx, l)[0]
+		got := seal(t, l)[0]
 		checks := []struct {
 			name string
 			ok   bool
@@ -342,7 +357,7 @@ func TestHostileInputIsStoredCleanAndVerifies(t *testing.T) {
 			{"at most 32 details", len(got.Details) == 32},
 			{"detail key and value cleaned", got.Details["bad\uFFFDkey"] == "v\uFFFDal"},
 			{"detail value cut", got.Details["a-long"] == strings.Repeat("界", 333)},
-			{"stored as returned", got.Hash == e.Hash && got.Reason == e.Reason && len(e.Details) == 32},
+			{"stored as returned", got.ID == e.ID && got.Reason == e.Reason && len(e.Details) == 32 && len(got.Hash) == 64},
 		}
 		for _, c := range checks {
 			if !c.ok {
@@ -352,6 +367,70 @@ func TestHostileInputIsStoredCleanAndVerifies(t *testing.T) {
 			}
 		}
 		if res, err := l.Verify(ctx); err != nil || !res.OK {
+			t.Fatalf("verify: %+v %v", res, err)
+		}
+	})
+}
+
+// A record whose transaction commits after later records were sealed is
+// chained when it commits, after them: nothing is skipped or reordered
+// inside the chain. (SQLite cannot interleave writers, so only PostgreSQL
+// can produce this order.)
+func TestLateCommitIsSealedAfterwards(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres)
+	ctx := context.Background()
+	l := audit.NewLog(d)
+	txCtx, err := d.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := l.Append(txCtx, audit.Event{Action: audit.ActionLogin, Result: audit.ResultSuccess, Reason: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := appendN(t, l, 2) // appended and sealed while the slow one is uncommitted
+	if err := d.Commit(txCtx); err != nil {
+		t.Fatal(err)
+	}
+	all := seal(t, l)
+	var slowPos int64
+	for _, e := range all {
+		if e.ID == slow.ID {
+			slowPos = e.ChainPos
+		}
+	}
+	if slowPos <= fast[1].ChainPos {
+		t.Fatalf("late record at place %d, after-sealed records at %d", slowPos, fast[1].ChainPos)
+	}
+	if res, err := l.Verify(ctx); err != nil || !res.OK || res.Checked != 3 || res.Pending != 0 {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+}
+
+func TestConcurrentSealersNeverShareAPlace(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		l := audit.NewLog(d)
+		var wg sync.WaitGroup
+		errs := make(chan error, 200)
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 25 {
+					if _, err := l.Append(context.Background(), audit.Event{Action: audit.ActionLogin, Result: audit.ResultSuccess,
+						Details: map[string]string{"g": fmt.Sprint(g), "i": fmt.Sprint(i)}}); err != nil {
+						errs <- err
+					}
+					if _, err := l.Seal(context.Background()); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if res, err := l.Verify(context.Background()); err != nil || !res.OK || res.Checked != 100 || len(res.HeadHash) != 64 {
 			t.Fatalf("verify: %+v %v", res, err)
 		}
 	})

@@ -70,10 +70,12 @@ CREATE TABLE signing_keys (
     retire_after    TIMESTAMPTZ
 );
 
--- The audit log: append-only, each record carrying the SM3 hash of the one
--- before it, so that an edited or deleted record breaks the chain (package
--- audit documents the hashed encoding). seq orders the chain; appenders are
--- serialized, so it is also the order of commit.
+-- The audit log: append-only. A record is inserted in the transaction of
+-- the change it records; a sealer (one per cluster at a time) then gives
+-- each new record its place in the chain (chain_pos) and the SM3 hash of
+-- the record before it, so that an edited or deleted record breaks the
+-- chain. Appenders never wait for each other (package audit documents the
+-- hashed encoding).
 CREATE TABLE audit_events (
     seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
@@ -87,10 +89,12 @@ CREATE TABLE audit_events (
     result      TEXT NOT NULL,
     reason      TEXT NOT NULL DEFAULT '',
     details     TEXT NOT NULL DEFAULT '{}',
-    prev_hash   TEXT NOT NULL,
-    hash        TEXT NOT NULL
+    chain_pos   BIGINT UNIQUE,
+    prev_hash   TEXT,
+    hash        TEXT
 );
 CREATE INDEX audit_events_time ON audit_events (occurred_at);
 CREATE INDEX audit_events_subject ON audit_events (subject, seq);
 CREATE INDEX audit_events_action ON audit_events (action, seq);
 CREATE INDEX audit_events_actor ON audit_events (actor, seq);
+CREATE INDEX audit_events_unsealed ON audit_events (seq) WHERE chain_pos IS NULL;
