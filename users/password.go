@@ -153,8 +153,15 @@ func CheckPasswordPolicy(password, username, phone string) error {
 	if (username != "" && lower == strings.ToLower(username)) || (phone != "" && password == phone) {
 		return ErrPasswordIdentifier
 	}
-	if p, err := NormalizePhone(phone); err == nil && strings.Contains(password, p) && n <= len(p)+2 {
+	if p, err := NormalizePhone(phone); err == nil && (strings.Contains(password, p) && n <= len(p)+2 || samePhone(password, p)) {
 		return ErrPasswordIdentifier
 	}
 	return nil
+}
+
+// samePhone reports whether password is the phone number in another
+// spelling, such as "+86 138-1234-5678".
+func samePhone(password, phone string) bool {
+	p, err := NormalizePhone(password)
+	return err == nil && p == phone
 }

@@ -95,31 +95,56 @@ func (s *SQLStore) Create(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkTaken(ctx, u, phoneIdx, idIdx); err != nil {
+		return err
+	}
 	_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index, id_number_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, idEnc, nullIfEmpty(u.PasswordHash),
 		u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx, idIdx)
-	return s.conflict(ctx, err, u)
+	return raceConflict(err)
 }
 
-// conflict names what a unique-key violation collided with.
-func (s *SQLStore) conflict(ctx context.Context, err error, u *User) error {
-	if !errors.Is(err, db.ErrConflict) {
+// checkTaken names the unique field of u that another account already
+// holds. It asks before writing because PostgreSQL aborts a transaction at
+// the first unique violation, after which nothing more can be asked; the
+// unique indexes still catch a concurrent writer (see raceConflict).
+func (s *SQLStore) checkTaken(ctx context.Context, u *User, phoneIdx, idIdx any) error {
+	rows, err := s.d.Query(ctx, `SELECT username, phone_index, id_number_index FROM users
+		WHERE id <> ? AND (username = ? OR phone_index = ? OR id_number_index = ?)`, u.ID, u.Username, phoneIdx, idIdx)
+	if err != nil {
 		return err
 	}
-	if other, gerr := s.GetByUsername(ctx, u.Username); gerr == nil && other.ID != u.ID {
-		return fmt.Errorf("username %q %w", u.Username, db.ErrConflict)
-	}
-	if u.Phone != "" {
-		if other, gerr := s.GetByPhone(ctx, u.Phone); gerr == nil && other.ID != u.ID {
-			return fmt.Errorf("phone number %s %w", MaskPhone(u.Phone), db.ErrConflict)
+	defer rows.Close()
+	var taken error
+	for rows.Next() && taken == nil {
+		var username string
+		var phone, idNumber sql.NullString
+		if err := rows.Scan(&username, &phone, &idNumber); err != nil {
+			return s.d.Err(err)
+		}
+		switch {
+		case username == u.Username:
+			taken = fmt.Errorf("username %q %w", u.Username, db.ErrConflict)
+		case phone.Valid && phone.String == phoneIdx:
+			taken = fmt.Errorf("phone number %s %w", MaskPhone(u.Phone), db.ErrConflict)
+		case idNumber.Valid && idNumber.String == idIdx:
+			taken = fmt.Errorf("resident ID number %s %w", MaskIDNumber(u.IDNumber), db.ErrConflict)
 		}
 	}
-	if u.IDNumber != "" {
-		if other, gerr := s.GetByIDNumber(ctx, u.IDNumber); gerr == nil && other.ID != u.ID {
-			return fmt.Errorf("resident ID number %s %w", MaskIDNumber(u.IDNumber), db.ErrConflict)
-		}
+	if taken != nil {
+		return taken
 	}
-	return fmt.Errorf("account %w", db.ErrConflict)
+	return s.d.Err(rows.Err())
+}
+
+// raceConflict words a unique violation that checkTaken did not foresee:
+// another transaction took the value in between. The driver's message is
+// left out since it may quote the value.
+func raceConflict(err error) error {
+	if errors.Is(err, db.ErrConflict) {
+		return fmt.Errorf("account %w: another account took its id, username, phone number or ID number at the same moment", db.ErrConflict)
+	}
+	return err
 }
 
 func (s *SQLStore) sealPhone(phone string) (enc []byte, index any, err error) {
@@ -245,12 +270,15 @@ func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) 
 		if err != nil {
 			return err
 		}
+		if err := s.checkTaken(ctx, u, phoneIdx, idIdx); err != nil {
+			return err
+		}
 		_, err = s.d.Exec(ctx, `UPDATE users SET username = ?, kind = ?, display_name = ?, email = ?, phone_enc = ?, phone_index = ?,
 			id_number_enc = ?, id_number_index = ?, password_hash = ?, is_admin = ?, status = ?, assurance_level = ?, updated_at = ? WHERE id = ?`,
 			u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, phoneIdx, idEnc, idIdx,
 			nullIfEmpty(u.PasswordHash), u.IsAdmin, string(u.Status), u.AssuranceLevel, u.UpdatedAt, id)
 		if err != nil {
-			return s.conflict(ctx, err, u)
+			return raceConflict(err)
 		}
 		out = u
 		return nil

@@ -81,16 +81,26 @@ func TestDuplicatesConflictAndChangeNothing(t *testing.T) {
 			want string
 		}{
 			{"same username", &users.User{Username: "ALICE", Kind: users.KindStaff}, `username "alice" already exists`},
-			{"same phone", &users.User{Username: "bob", Kind: users.KindCitizen, Phone: "+8613812345678"}, "already exists"},
+			{"same phone", &users.User{Username: "bob", Kind: users.KindCitizen, Phone: "+8613812345678"}, "phone number 138****5678 already exists"},
 		}
 		for _, tc := range tests {
 			err := s.Create(ctx, tc.u)
 			if !errors.Is(err, db.ErrConflict) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: %v", tc.name, err)
 			}
+			// Inside a caller's transaction the conflict is named too, although
+			// PostgreSQL refuses further queries after a unique violation.
+			tc.u.ID = ""
+			err = d.InTx(ctx, func(ctx context.Context) error { return s.Create(ctx, tc.u) })
+			if !errors.Is(err, db.ErrConflict) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s in a transaction: %v", tc.name, err)
+			}
 		}
 		if n, _ := s.Count(ctx); n != 1 {
 			t.Fatalf("%d accounts after failed creates", n)
+		}
+		if got, err := s.GetByUsername(ctx, "alice"); err != nil || got.Kind != users.KindCitizen || got.Phone != "13812345678" {
+			t.Fatalf("the first account changed: %+v, %v", got, err)
 		}
 	})
 }
@@ -133,6 +143,22 @@ func TestListPagesInCreationOrder(t *testing.T) {
 		if len(staff) != 5 {
 			t.Fatalf("kind filter: %d", len(staff))
 		}
+		for _, u := range staff {
+			if u.Kind != users.KindStaff {
+				t.Fatalf("kind filter returned %s", u.Kind)
+			}
+		}
+		if _, err := s.Update(ctx, ids[3], func(u *users.User) error { u.Status = users.StatusDisabled; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		disabled, _ := s.List(ctx, users.ListOptions{Status: users.StatusDisabled})
+		if len(disabled) != 1 || disabled[0].ID != ids[3] {
+			t.Fatalf("status filter: %d accounts", len(disabled))
+		}
+		active, _ := s.List(ctx, users.ListOptions{Status: users.StatusActive, Kind: users.KindStaff, AfterID: ids[5]})
+		if len(active) != 3 || active[0].ID != ids[10] {
+			t.Fatalf("combined filters after %s: %d accounts", ids[5], len(active))
+		}
 		if n, _ := s.Count(ctx); n != 25 {
 			t.Fatalf("count %d", n)
 		}
@@ -157,6 +183,10 @@ func TestUpdate(t *testing.T) {
 		if byPhone, err := s.GetByPhone(ctx, "13987654321"); err != nil || byPhone.ID != u.ID {
 			t.Fatalf("new phone not indexed: %v", err)
 		}
+		stored, err := s.Get(ctx, u.ID)
+		if err != nil || stored.Status != users.StatusDisabled || stored.DisplayName != "Carol" || !stored.UpdatedAt.Equal(got.UpdatedAt) {
+			t.Fatalf("update not persisted: %+v, %v", stored, err)
+		}
 		_, err = s.Update(ctx, u.ID, func(u *users.User) error { u.Email, u.DisplayName = "not an address", "x\x00"; return nil })
 		var ve *users.ValidationError
 		if !errors.As(err, &ve) || len(ve.Fields) != 2 {
@@ -168,6 +198,41 @@ func TestUpdate(t *testing.T) {
 		}
 		if _, err := s.Update(ctx, "nope", func(*users.User) error { return nil }); !errors.Is(err, db.ErrNotFound) {
 			t.Fatalf("update missing: %v", err)
+		}
+	})
+}
+
+func TestUpdateToTakenValuesConflicts(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		alice := &users.User{Username: "alice", Kind: users.KindCitizen, Phone: "13812345678"}
+		bob := &users.User{Username: "bob", Kind: users.KindCitizen}
+		for _, u := range []*users.User{alice, bob} {
+			if err := s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			name   string
+			change func(*users.User) error
+			want   string
+		}{
+			{"username", func(u *users.User) error { u.Username = "ALICE"; return nil }, `username "alice" already exists`},
+			{"phone", func(u *users.User) error { u.Phone = "138 1234 5678"; return nil }, "phone number 138****5678 already exists"},
+		}
+		for _, tc := range tests {
+			if _, err := s.Update(ctx, bob.ID, tc.change); !errors.Is(err, db.ErrConflict) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		}
+		got, err := s.Get(ctx, bob.ID)
+		if err != nil || got.Username != "bob" || got.Phone != "" || !got.UpdatedAt.Equal(bob.UpdatedAt) {
+			t.Fatalf("a refused update changed the row: %+v, %v", got, err)
+		}
+		// An account keeps its own username and phone number.
+		if _, err := s.Update(ctx, alice.ID, func(u *users.User) error { u.DisplayName = "Alice"; return nil }); err != nil {
+			t.Fatalf("update that keeps the unique fields: %v", err)
 		}
 	})
 }

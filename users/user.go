@@ -1,8 +1,3 @@
-// Package users owns accounts — citizens, enterprises and staff — and how
-// they prove who they are: passwords (argon2id), national identifiers, and
-// later one-time codes, second factors, browser sessions and assurance levels.
-//
-// It knows nothing of HTTP or OAuth: handlers in other packages call it.
 package users
 
 import (
@@ -44,7 +39,8 @@ const (
 	StatusDisabled Status = "disabled"
 )
 
-// Field limits, documented in the README.
+// Field limits. Usernames are ASCII, so their limit is in bytes; the display
+// name's is in characters (runes); the e-mail limit is RFC 5321's, in bytes.
 const (
 	MaxUsername    = 64
 	MaxDisplayName = 64
@@ -177,11 +173,15 @@ func checkDisplayName(s string) error {
 
 // NormalizeEmail lower-cases and checks an address ("" is allowed).
 func NormalizeEmail(s string) (string, error) {
+	// Checked before lower-casing, which would turn invalid bytes into U+FFFD.
+	if !utf8.ValidString(s) {
+		return "", errors.New("is not valid UTF-8")
+	}
 	s = strings.ToLower(strings.TrimSpace(s))
 	if s == "" {
 		return "", nil
 	}
-	if len(s) > MaxEmail || !utf8.ValidString(s) {
+	if len(s) > MaxEmail {
 		return "", fmt.Errorf("must be a valid address of at most %d characters", MaxEmail)
 	}
 	a, err := mail.ParseAddress(s)
@@ -189,6 +189,14 @@ func NormalizeEmail(s string) (string, error) {
 		return "", errors.New("must be a plain address such as name@example.org")
 	}
 	return s, nil
+}
+
+// Validate reports what Normalize would, naming every invalid field in a
+// *ValidationError, but leaves u as it is: for callers that check input
+// before deciding to store it.
+func (u *User) Validate() error {
+	c := *u
+	return c.Normalize()
 }
 
 // Normalize puts the user's fields in canonical form and checks them all,

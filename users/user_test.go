@@ -55,6 +55,85 @@ func TestNormalizePhone(t *testing.T) {
 	}
 }
 
+func TestNormalizeEmail(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"", "", true},
+		{" Li.Na@Example.ORG ", "li.na@example.org", true},
+		{"no-at-sign", "", false},
+		{"Li Na <li@example.org>", "", false},
+		{"a@b@example.org", "", false},
+		{"li\xff@example.org", "", false},
+		{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".org", strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".org", true},
+		{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 186) + ".org", "", false},
+	}
+	for _, tc := range tests {
+		got, err := NormalizeEmail(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestDisplayName(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"", true},
+		{"张三", true},
+		{strings.Repeat("名", MaxDisplayName), true},
+		{strings.Repeat("名", MaxDisplayName+1), false},
+		{"bad\xffutf8", false},
+		{"line\nbreak", false},
+		{"nul\x00", false},
+		{"next line\u0085", false},
+	}
+	for _, tc := range tests {
+		if err := checkDisplayName(tc.in); (err == nil) != tc.ok {
+			t.Errorf("checkDisplayName(%q) = %v", tc.in, err)
+		}
+	}
+}
+
+func TestParseKind(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Kind
+		ok   bool
+	}{
+		{"citizen", KindCitizen, true},
+		{" Enterprise ", KindEnterprise, true},
+		{"STAFF", KindStaff, true},
+		{"", "", false},
+		{"admin", "", false},
+	}
+	for _, tc := range tests {
+		got, err := ParseKind(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseKind(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestValidateLeavesTheUserAlone(t *testing.T) {
+	u := User{Username: " Alice ", Kind: KindCitizen, Phone: "+86 138-1234-5678", Email: "A@Example.org"}
+	before := u
+	if err := u.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if u != before {
+		t.Fatalf("Validate changed the user: %+v", u)
+	}
+	u.Email = "not an address"
+	var ve *ValidationError
+	if err := u.Validate(); !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "email" {
+		t.Fatalf("Validate of a bad email: %v", err)
+	}
+}
+
 func TestNormalizeNamesEveryInvalidField(t *testing.T) {
 	u := &User{Username: "x", Kind: "alien", DisplayName: strings.Repeat("名", 65), Email: "nope", Phone: "123", AssuranceLevel: 7}
 	err := u.Normalize()
@@ -127,6 +206,8 @@ func TestPasswordPolicy(t *testing.T) {
 		{"woaini1314", "", "", ErrPasswordCommon},
 		{"zhangsan88", "ZhangSan88", "", ErrPasswordIdentifier},
 		{"13812345678", "", "13812345678", ErrPasswordIdentifier},
+		{"+86 138-1234-5678", "", "13812345678", ErrPasswordIdentifier},
+		{"13812345678", "", "+86 138 1234 5678", ErrPasswordIdentifier},
 		{"correct horse battery", "alice", "13812345678", nil},
 		{"长城长城长城长城", "", "", nil},
 	}
