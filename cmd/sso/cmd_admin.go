@@ -147,7 +147,9 @@ func runKeysRotate(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.close()
-	keep := a.cfg.LongestSignedTokenLifetime()
+	// A minute more than the longest token: running nodes may sign with the
+	// old key for up to half a minute (their key cache) after the rotation.
+	keep := a.cfg.LongestSignedTokenLifetime() + time.Minute
 	keys, err := a.keys.Rotate(ctx, keep)
 	if err != nil {
 		return err

@@ -56,9 +56,11 @@ CREATE INDEX oauth_tokens_request ON oauth_tokens (request_id);
 CREATE INDEX oauth_tokens_subject ON oauth_tokens (subject, client_id);
 CREATE INDEX oauth_tokens_expiry ON oauth_tokens (expires_at);
 
--- Keys that sign ID tokens and JWT access tokens. The private key is
--- encrypted under the key-encryption key. A key stays published in the JWKS
--- until retire_after, so tokens it signed keep verifying.
+-- Keys that sign ID tokens and JWT access tokens. id is the kid, the
+-- RFC 7638 thumbprint of the public key. The private key (PKCS#8) is
+-- encrypted under the key-encryption key, bound to its kid. A retired key
+-- stays published in the JWKS until retire_after, so tokens it signed keep
+-- verifying.
 CREATE TABLE signing_keys (
     id              TEXT PRIMARY KEY,
     algorithm       TEXT NOT NULL,
@@ -69,6 +71,9 @@ CREATE TABLE signing_keys (
     retired_at      TIMESTAMP,
     retire_after    TIMESTAMP
 );
+-- At most one active key per algorithm, whatever several nodes starting or
+-- rotating at once do (package signing also serializes them with a lock).
+CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys (algorithm) WHERE active;
 
 -- The audit log: append-only. A record is inserted in the transaction of
 -- the change it records; a sealer (one per cluster at a time) then gives
