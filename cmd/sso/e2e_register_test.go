@@ -1,0 +1,144 @@
+package main
+
+// End-to-end test of self-registration: a person registers through the
+// pages of a real `sso serve` with the SMS code the development log sender
+// wrote to the server's log, and then signs in to a department system.
+
+import (
+	"context"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/govsso/sso/db"
+)
+
+// startServerWithLog is startServer that also returns the server's log output.
+func startServerWithLog(t *testing.T, te testEnv) (string, *syncBuffer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	te["SSO_ADDR"] = addr
+	te["SSO_ISSUER"] = "http://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	out := &syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"serve"}, env{stdin: strings.NewReader(""), stdout: out, stderr: out, getenv: func(k string) string { return te[k] }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	base := "http://" + addr
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get(base + "/healthz/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, out
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("server not ready: %s", out.String())
+	return "", nil
+}
+
+// loggedCode finds the code the log sender wrote for phone.
+func loggedCode(t *testing.T, log *syncBuffer, phone string) string {
+	t.Helper()
+	line := regexp.MustCompile(`one-time message.* to=` + phone + ` text=.*Code (\d{6}) `)
+	m := line.FindAllStringSubmatch(log.String(), -1)
+	if m == nil {
+		t.Fatalf("no code for %s in the server log", phone)
+	}
+	return m[len(m)-1][1]
+}
+
+func TestRegisterEndToEnd(t *testing.T) {
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) { testRegister(t, dialect) })
+	}
+}
+
+func testRegister(t *testing.T, dialect db.Dialect) {
+	te := newTestEnv(t, dialect)
+	te["SSO_LOG_LEVEL"] = "info"
+	cb := "http://127.0.0.1:9/cb"
+	secret := createClient(t, te, "--id", "svc", "--name", "Services", "--first-party", "--redirect-uri", cb, "--scope", "openid profile phone")
+	issuer, log := startServerWithLog(t, te)
+
+	phone := fmt.Sprintf("137%08d", mrand.IntN(100000000))
+	username := fmt.Sprintf("citizen%d", mrand.IntN(1000000))
+	password := "e2e-" + strings.ToLower(fmt.Sprint(mrand.Int64()))
+	b := browser(t)
+
+	resp, err := b.Get(issuer + "/register")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="phone"`) {
+		t.Fatalf("GET /register: %d %.300s", resp.StatusCode, page)
+	}
+	resp = submit(t, b, issuer, "/register", page, url.Values{"action": {"send"}, "phone": {phone}})
+	page = body(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="code"`) {
+		t.Fatalf("send code: %d %.300s", resp.StatusCode, page)
+	}
+	code := loggedCode(t, log, phone)
+	resp = submit(t, b, issuer, "/register", page, url.Values{
+		"action": {"create"}, "code": {code}, "username": {username}, "display_name": {"E2E Citizen"}, "password": {password},
+	})
+	page = body(t, resp)
+	if resp.Request.URL.Path != "/" || strings.Contains(page, `name="code"`) {
+		t.Fatalf("registration did not finish at / (%d at %s): %.500s", resp.StatusCode, resp.Request.URL, page)
+	}
+
+	svc := newRP(t, issuer, "svc", secret, oidc.ScopeOpenID, "profile", "phone")
+	t.Run("registration signed the browser in with pwd and sms", func(t *testing.T) {
+		_, idt := svc.login(b, "", "")
+		var claims struct {
+			ACR string   `json:"acr"`
+			AMR []string `json:"amr"`
+		}
+		idt.Claims(&claims)
+		if claims.ACR != "1" || !slices.Contains(claims.AMR, "sms") || !slices.Contains(claims.AMR, "pwd") {
+			t.Errorf("claims %+v, want acr 1 and amr [pwd sms]", claims)
+		}
+	})
+	t.Run("the new account signs in with its password", func(t *testing.T) {
+		tok, idt := svc.login(browser(t), username, password)
+		info, err := svc.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]any
+		info.Claims(&c)
+		if info.Subject != idt.Subject || c["phone_number"] != "+86"+phone || c["name"] != "E2E Citizen" {
+			t.Errorf("userinfo %v, want the registered phone and name", c)
+		}
+	})
+	t.Run("only the log sender logs the code", func(t *testing.T) {
+		whole := regexp.MustCompile(`(^|[^0-9.])` + code + `([^0-9]|$)`)
+		for _, line := range strings.Split(log.String(), "\n") {
+			if whole.MatchString(line) && !strings.Contains(line, "one-time message") {
+				t.Errorf("the code appears in a log line: %s", line)
+			}
+		}
+	})
+}

@@ -1,0 +1,124 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/users"
+)
+
+// resetForm shows the first step of a password reset.
+func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
+	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
+	lang := p.chooseLang(w, r, returnTo)
+	p.render(w, http.StatusOK, pageReset, p.accountView(w, r, "/reset", lang, returnTo, stepPhone))
+}
+
+// reset handles both steps: "send" asks for a code, "reset" sets the new password.
+func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
+	form, ok := p.readForm(w, r)
+	if !ok {
+		return
+	}
+	v := p.accountView(w, r, "/reset", form.lang, form.returnTo, stepPhone)
+	phone, ok := p.postedPhone(w, r, pageReset, v)
+	if !ok {
+		return
+	}
+	v.Account.Phone = phone
+	meta := requestMeta(r, form.returnTo)
+	r = r.WithContext(users.WithRequestMeta(r.Context(), meta))
+	if r.PostForm.Get("action") == "send" {
+		p.sendResetCode(w, r, v, phone)
+		return
+	}
+	p.resetPassword(w, r, v, phone, meta)
+}
+
+// sendResetCode sends a code to a registered number, and to any other a
+// text saying it has no account, under the same limits and with the same
+// page, so that the form tells nobody which numbers are registered.
+func (p *Pages) sendResetCode(w http.ResponseWriter, r *http.Request, v view, phone string) {
+	ctx := r.Context()
+	_, err := p.accounts.Users.GetByPhone(ctx, phone)
+	switch {
+	case err == nil:
+		err = p.accounts.Codes.Issue(ctx, users.PurposeReset, phone)
+	case errors.Is(err, db.ErrNotFound):
+		err = p.accounts.Codes.Notify(ctx, phone, msg(v.Lang, "reset.sms_no_account"))
+	}
+	p.codeSent(w, r, pageReset, v, err)
+}
+
+// resetPassword checks the second step and, with a right code, sets the
+// new password, ends every session of the account and clears its lockout,
+// so that whoever held the old password or a stolen session is out.
+func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, phone string, meta users.RequestMeta) {
+	v.Account.Step = stepDetails
+	code, password := r.PostForm.Get("code"), r.PostForm.Get("password")
+	if len(code) > maxCodeInput || len(password) > maxPassword {
+		v.Message = msg(v.Lang, "login.too_long")
+		p.render(w, http.StatusBadRequest, pageReset, v)
+		return
+	}
+	u, err := p.accounts.Users.GetByPhone(r.Context(), phone)
+	if errors.Is(err, db.ErrNotFound) {
+		// No reset code was ever sent to this number: say what a lapsed
+		// code would, so that the form reveals nothing.
+		p.accountFailed(w, r, pageReset, v, "reset password", users.ErrOTPExpired)
+		return
+	}
+	if err != nil {
+		p.failInternal(w, r, v.Lang, "reset password", err)
+		return
+	}
+	if key := passwordPolicyKey(users.CheckPasswordPolicy(password, u.Username, phone)); key != "" {
+		v.Message = msg(v.Lang, key)
+		p.render(w, http.StatusBadRequest, pageReset, v)
+		return
+	}
+	hash, err := p.accounts.Hasher.Hash(password)
+	if err != nil {
+		p.failInternal(w, r, v.Lang, "hash password", err)
+		return
+	}
+	err = p.accounts.Codes.CheckThen(r.Context(), users.PurposeReset, phone, code, func(ctx context.Context) error {
+		return p.setPassword(ctx, u.ID, hash, meta)
+	})
+	if err != nil {
+		p.accountFailed(w, r, pageReset, v, "reset password", err)
+		return
+	}
+	p.clearSessionCookie(w)
+	p.newCSRFToken(w)
+	v.Account = accountForm{Step: stepDone, LoginURL: loginURL(v.ReturnTo)}
+	p.render(w, http.StatusOK, pageReset, v)
+}
+
+// setPassword stores the new hash, ends the account's sessions, clears its
+// lockout and audits the reset.
+func (p *Pages) setPassword(ctx context.Context, userID, hash string, meta users.RequestMeta) error {
+	if _, err := p.accounts.Users.Update(ctx, userID, func(u *users.User) error {
+		u.PasswordHash = hash
+		return nil
+	}); err != nil {
+		return err
+	}
+	ended, err := p.accounts.Sessions.RevokeAllForUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := p.accounts.Lockout.Reset(ctx, users.AccountKey(userID)); err != nil {
+		return err
+	}
+	_, err = p.accounts.Audit.Append(ctx, audit.Event{
+		Actor: userID, Subject: userID, ClientID: meta.ClientID, IP: meta.IP, UserAgent: meta.UserAgent,
+		Action: users.ActionPasswordReset, Result: audit.ResultSuccess,
+		Details: map[string]string{"method": "sms", "sessions_ended": strconv.FormatInt(ended, 10)},
+	})
+	return err
+}

@@ -1,0 +1,106 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/govsso/sso/users"
+)
+
+func TestResetChangesPasswordAndEndsSessions(t *testing.T) {
+	f := newAccountFixture(t, true)
+	phone := randomPhone()
+	u := f.existingCitizen(t, phone, randomPassword())
+	ctx := context.Background()
+	for range users.DefaultMaxFailures {
+		if _, err := f.lockout.Fail(ctx, users.AccountKey(u.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if until, _ := f.lockout.Check(ctx, users.AccountKey(u.ID)); until.IsZero() {
+		t.Fatal("the account should be locked before the reset")
+	}
+
+	resp, body := f.post("/reset?lang=en", url.Values{"action": {"send"}, "phone": {phone}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="code"`) {
+		t.Fatalf("send: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	_, code := f.sms.last(t, phone)
+	if code == "" {
+		t.Fatal("no code sent to a registered number")
+	}
+	password := randomPassword()
+	resp, body = f.post("/reset?lang=en", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {password}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sign in with the new password") {
+		t.Fatalf("reset: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	got, err := f.store.Get(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := f.hasher.Verify(password, got.PasswordHash); !ok {
+		t.Error("the new password does not verify")
+	}
+	if len(f.revoker.revoked) != 1 || f.revoker.revoked[0] != u.ID {
+		t.Errorf("sessions revoked for %v, want %s", f.revoker.revoked, u.ID)
+	}
+	if until, _ := f.lockout.Check(ctx, users.AccountKey(u.ID)); !until.IsZero() {
+		t.Error("the account is still locked after the reset")
+	}
+	if !contains(f.actions(t), users.ActionPasswordReset+"/success") {
+		t.Errorf("audit %v lacks the reset", f.actions(t))
+	}
+	resp, _ = f.post("/reset", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {randomPassword()}})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the code worked twice: %d", resp.StatusCode)
+	}
+}
+
+func TestResetDoesNotRevealUnregisteredPhones(t *testing.T) {
+	f := newAccountFixture(t, true)
+	known := randomPhone()
+	f.existingCitizen(t, known, randomPassword())
+	unknown := randomPhone()
+	answers := map[string]string{}
+	for _, phone := range []string{known, unknown} {
+		resp, body := f.post("/reset?lang=en", url.Values{"action": {"send"}, "phone": {phone}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("send to %s: %d", phone, resp.StatusCode)
+		}
+		answers[phone] = strings.ReplaceAll(visibleText(body), phone, "PHONE")
+	}
+	if answers[known] != answers[unknown] {
+		t.Errorf("the page differs for an unregistered number:\n%s\n%s", answers[known], answers[unknown])
+	}
+	if _, code := f.sms.last(t, unknown); code != "" {
+		t.Error("an unregistered number was sent a code")
+	}
+	resp, body := f.post("/reset?lang=en", url.Values{"action": {"reset"}, "phone": {unknown}, "code": {"123456"}, "password": {randomPassword()}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+		t.Errorf("reset of an unregistered number: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+}
+
+func TestResetRefusesWeakPasswordAndKeepsCode(t *testing.T) {
+	f := newAccountFixture(t, true)
+	phone := randomPhone()
+	u := f.existingCitizen(t, phone, randomPassword())
+	f.post("/reset", url.Values{"action": {"send"}, "phone": {phone}})
+	_, code := f.sms.last(t, phone)
+	for _, weak := range []string{"short", "password", u.Username, phone} {
+		resp, body := f.post("/reset?lang=en", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {weak}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "password") {
+			t.Errorf("password %q: %d\n%s", weak, resp.StatusCode, visibleText(body))
+		}
+	}
+	if len(f.revoker.revoked) != 0 {
+		t.Error("sessions were revoked for a refused reset")
+	}
+	resp, _ := f.post("/reset", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {randomPassword()}})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the code did not survive refused passwords: %d", resp.StatusCode)
+	}
+}
