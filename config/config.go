@@ -62,6 +62,19 @@ type Config struct {
 	PasswordHashParallelism uint8
 
 	BootstrapAdminPassword string // secret: never logged
+
+	SMSSender        string // log or http
+	SMSHTTPURL       string
+	SMSHTTPSecret    string // secret: never logged
+	EmailSender      string // log or smtp
+	SMTPHost         string
+	SMTPPort         int
+	SMTPUsername     string
+	SMTPPassword     string // secret: never logged
+	SMTPFrom         string
+	SelfRegistration bool
+	OTPSendInterval  time.Duration
+	OTPDailyLimit    int
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -183,6 +196,37 @@ var Options = []Option{
 		}},
 	{Key: "bootstrap_admin_password", Default: "", NoFlag: true, Usage: "password of the administrator 'admin' created on the very first start (default: a random one-time password, printed once)",
 		set: func(c *Config, v string) error { c.BootstrapAdminPassword = v; return nil }},
+	{Key: "sms_sender", Default: "log", Usage: "how one-time codes reach phones: log (development only: codes are written to the server log) or http (the SMS gateway at sms_http_url)",
+		set: oneOf(func(c *Config) *string { return &c.SMSSender }, "log", "http")},
+	{Key: "sms_http_url", Default: "", Usage: "URL the http SMS sender POSTs {\"phone\",\"text\"} to, signed with sms_http_secret (see One-time codes)",
+		set: func(c *Config, v string) error { c.SMSHTTPURL = strings.TrimSpace(v); return nil }},
+	{Key: "sms_http_secret", Default: "", NoFlag: true, Usage: "shared secret of the HMAC-SHA-256 X-SSO-Signature on requests to the SMS gateway",
+		set: func(c *Config, v string) error { c.SMSHTTPSecret = v; return nil }},
+	{Key: "email_sender", Default: "log", Usage: "how one-time codes reach email addresses: log (development only) or smtp",
+		set: oneOf(func(c *Config) *string { return &c.EmailSender }, "log", "smtp")},
+	{Key: "smtp_host", Default: "", Usage: "mail server of the smtp email sender (STARTTLS is used when offered)",
+		set: func(c *Config, v string) error { c.SMTPHost = strings.TrimSpace(v); return nil }},
+	{Key: "smtp_port", Default: "587", Usage: "port of the mail server",
+		set: intSetting(func(c *Config) *int { return &c.SMTPPort }, 1, 65535)},
+	{Key: "smtp_username", Default: "", Usage: "user name for the mail server (empty: no authentication)",
+		set: func(c *Config, v string) error { c.SMTPUsername = v; return nil }},
+	{Key: "smtp_password", Default: "", NoFlag: true, Usage: "password for the mail server",
+		set: func(c *Config, v string) error { c.SMTPPassword = v; return nil }},
+	{Key: "smtp_from", Default: "", Usage: "sender address of code emails, such as sso@example.gov.cn",
+		set: func(c *Config, v string) error { c.SMTPFrom = strings.TrimSpace(v); return nil }},
+	{Key: "self_registration", Default: "true", Usage: "let people create citizen accounts at /register with an SMS code",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.SelfRegistration = b
+			return nil
+		}},
+	{Key: "otp_send_interval", Default: "60s", Usage: "least time between two one-time messages to one phone number or address",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.OTPSendInterval }, time.Second)},
+	{Key: "otp_daily_limit", Default: "10", Usage: "most one-time messages to one phone number or address per day",
+		set: intSetting(func(c *Config) *int { return &c.OTPDailyLimit }, 1, 1000)},
 }
 
 func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/openid"
 
 	"github.com/govsso/sso/audit"
@@ -424,9 +423,8 @@ func (p *Provider) issueDeviceTokens(ctx context.Context, client *Client, a *Dev
 		session.SetExpiresAt(fosite.RefreshToken, now.Add(rtLife).Round(time.Second))
 	}
 
-	// The strategies are plain values over the provider's configuration;
-	// building them here keeps the device grant out of NewProvider.
-	tokens := compose.NewOAuth2HMACStrategy(p.fcfg)
+	// The provider's strategy, so that JWT clients get JWT access tokens here too.
+	tokens := p.tokens
 	resp := fosite.NewAccessResponse()
 	access, accessSig, err := tokens.GenerateAccessToken(ctx, ar)
 	if err != nil {
@@ -486,6 +484,5 @@ func (p *Provider) deviceIDToken(ctx context.Context, ar fosite.AccessRequester,
 		return "", err
 	}
 	session.Claims.AccessTokenHash = hash
-	strategy := compose.NewOpenIDConnectStrategy(func(ctx context.Context) (interface{}, error) { return p.signingKey(ctx) }, p.fcfg)
-	return strategy.GenerateIDToken(ctx, p.fcfg.GetIDTokenLifespan(ctx), ar)
+	return p.idTokens.GenerateIDToken(ctx, p.fcfg.GetIDTokenLifespan(ctx), ar)
 }

@@ -30,6 +30,8 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /oauth2/introspect", p.introspect)
 	mux.HandleFunc("POST /oauth2/revoke", p.revoke)
 	mux.HandleFunc("POST /oauth2/par", p.par)
+	mux.HandleFunc("POST /oauth2/device/authorize", p.deviceAuthorize)
+	p.registerLogout(mux)
 }
 
 // Scopes this server knows; clients may only be given these.
@@ -47,10 +49,11 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint":                           iss + "/oauth2/introspect",
 		"revocation_endpoint":                              iss + "/oauth2/revoke",
 		"pushed_authorization_request_endpoint":            iss + "/oauth2/par",
+		"device_authorization_endpoint":                    iss + "/oauth2/device/authorize",
 		"scopes_supported":                                 supportedScopes,
 		"response_types_supported":                         []string{"code"},
 		"response_modes_supported":                         []string{"query"},
-		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials", GrantDeviceCode},
 		"subject_types_supported":                          []string{"public", "pairwise"},
 		"id_token_signing_alg_values_supported":            []string{"RS256", "ES256"},
 		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
@@ -59,7 +62,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"revocation_endpoint_auth_methods_supported":       []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
-			"name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified", "assurance_level"},
+			"name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified", "assurance_level", "acting_for"},
 		"acr_values_supported":                  []string{"1", "2", "3"},
 		"prompt_values_supported":               []string{"none", "login", "consent", "select_account"},
 		"ui_locales_supported":                  []string{"zh-CN", "en"},
@@ -67,6 +70,11 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":           false,
 		"request_uri_parameter_supported":       false,
 		"require_pushed_authorization_requests": false,
+		"end_session_endpoint":                  iss + "/oauth2/logout",
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
 	})
 }
 
@@ -186,6 +194,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 // endpoint, where the request cannot have been pushed yet.
 func checkClientPolicy(c *Client, ar fosite.AuthorizeRequester, pushing bool) error {
 	form := ar.GetRequestForm()
+	if form.Get("request") != "" {
+		// Discovery says request objects are not offered; fosite would
+		// still take a signed one from a client with keys.
+		return fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters, or push them to the PAR endpoint.")
+	}
 	if !ar.GetResponseTypes().ExactOne("code") {
 		return fosite.ErrUnsupportedResponseType.WithHint("Only the authorization code flow is offered.")
 	}
@@ -276,6 +289,10 @@ func (p *Provider) redirectToPage(ctx context.Context, w http.ResponseWriter, r 
 
 // token runs the token endpoint.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	if r.PostFormValue("grant_type") == GrantDeviceCode { // fosite does not know this grant
+		p.deviceToken(w, r)
+		return
+	}
 	ctx := r.Context()
 	session := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
@@ -284,6 +301,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := ar.GetClient().(fositeClient).Client
+	if err := checkRefreshScope(ar); err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
@@ -305,6 +326,21 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	p.record(ctx, r, audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
 		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}})
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// checkRefreshScope refuses a refresh that asks for a scope the grant does
+// not hold (RFC 6749 section 6). fosite ignores the scope parameter of a
+// refresh and would quietly issue the original scopes instead.
+func checkRefreshScope(ar fosite.AccessRequester) error {
+	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+		return nil
+	}
+	for _, s := range fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("scope"), " ")) {
+		if !ar.GetGrantedScopes().Has(s) {
+			return fosite.ErrInvalidScope.WithHintf("The scope %q was not granted to this refresh token.", s)
+		}
+	}
+	return nil
 }
 
 // userinfo returns the claims the access token's scopes allow.
@@ -335,7 +371,11 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, r, http.StatusUnauthorized, "invalid_token", "the account is no longer active")
 		return
 	}
-	server.WriteJSON(w, http.StatusOK, userClaims(u, session.Subject, granted))
+	claims := userClaims(u, session.Subject, granted)
+	if session.ActingFor != "" {
+		claims["acting_for"] = session.ActingFor
+	}
+	server.WriteJSON(w, http.StatusOK, claims)
 }
 
 // userClaims picks the claims each granted scope allows.

@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -53,8 +54,17 @@ type Provider struct {
 	keys     *signing.Manager
 	users    users.Store
 	sessions SessionReader
+	revoker  SessionRevoker
 	audit    *audit.Log
 	log      *slog.Logger
+
+	// tokens issues and checks access tokens, refresh tokens and codes.
+	tokens tokenStrategy
+	// idTokens signs ID tokens; the device grant uses it directly.
+	idTokens *openid.DefaultStrategy
+	// expiredSessions and lockouts are purged by RunHousekeeping.
+	expiredSessions SessionPurger
+	lockouts        LockoutPurger
 
 	keyMu    sync.Mutex
 	keyCache map[string]cachedKey
@@ -79,6 +89,11 @@ type Dependencies struct {
 	Audit    *audit.Log
 	Logger   *slog.Logger
 	Secrets  *SecretHasher
+	// Revoker ends the browser session at RP-initiated logout.
+	Revoker SessionRevoker
+	// ExpiredSessions and Lockouts are purged by RunHousekeeping when set.
+	ExpiredSessions SessionPurger
+	Lockouts        LockoutPurger
 }
 
 // NewProvider composes fosite with the flows this server offers: the
@@ -89,6 +104,8 @@ type Dependencies struct {
 func NewProvider(cfg Config, deps Dependencies) *Provider {
 	p := &Provider{cfg: cfg, d: deps.DB, store: deps.Store, keys: deps.Keys, users: deps.Users,
 		sessions: deps.Sessions, audit: deps.Audit, log: deps.Logger, keyCache: map[string]cachedKey{}}
+	p.revoker = deps.Revoker
+	p.expiredSessions, p.lockouts = deps.ExpiredSessions, deps.Lockouts
 	p.storage = &fositeStorage{d: deps.DB, store: deps.Store, refreshGrace: cfg.RefreshGracePeriod, parLifespan: 5 * time.Minute, clients: newClientCache()}
 	p.fcfg = &fosite.Config{
 		AccessTokenLifespan:             cfg.AccessTokenLifetime,
@@ -112,9 +129,16 @@ func NewProvider(cfg Config, deps Dependencies) *Provider {
 		PushedAuthorizeRequestURIPrefix: "urn:ietf:params:oauth:request_uri:",
 	}
 	keyGetter := func(ctx context.Context) (interface{}, error) { return p.signingKey(ctx) }
+	p.tokens = tokenStrategy{CoreStrategy: compose.NewOAuth2HMACStrategy(p.fcfg), jwt: &jwtAccessTokens{
+		issuer: cfg.Issuer, lifetime: cfg.AccessTokenLifetime, published: deps.Keys.Published,
+		signingKey: func(ctx context.Context) (*jose.JSONWebKey, error) {
+			return p.signingKey(withIDTokenAlg(ctx, signing.RS256)) // access tokens are always RS256
+		},
+	}}
+	p.idTokens = compose.NewOpenIDConnectStrategy(keyGetter, p.fcfg)
 	strategy := compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(p.fcfg),
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, p.fcfg),
+		CoreStrategy:               p.tokens,
+		OpenIDConnectTokenStrategy: p.idTokens,
 	}
 	p.oauth = compose.Compose(p.fcfg, p.storage, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
@@ -204,6 +228,11 @@ func newIDSession(subject, userID string, bs *users.Session, clientID, issuer st
 	s.Claims.AuthenticationContextClassReference = acrValue(bs.ACR)
 	s.Claims.AuthenticationMethodsReferences = s.AMR
 	s.Claims.Extra = map[string]interface{}{"sid": bs.ID, "azp": clientID}
+	if bs.ActingFor != "" {
+		// The person acts for an enterprise: the client must know which.
+		s.Claims.Extra["acting_for"] = bs.ActingFor
+		s.ActingFor = bs.ActingFor
+	}
 	return s
 }
 

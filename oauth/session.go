@@ -23,6 +23,8 @@ type Session struct {
 	AMR []string `json:"amr,omitempty"`
 	// ClientID is the client the grant belongs to.
 	ClientID string `json:"client_id,omitempty"`
+	// ActingFor is the enterprise account the person acted for, if any.
+	ActingFor string `json:"acting_for,omitempty"`
 }
 
 var _ openid.Session = (*Session)(nil)

@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"net/http"
+
+	"github.com/govsso/sso/users"
 )
 
 // logoutForm asks before signing out, so that a link or an image on
@@ -25,7 +27,7 @@ func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
 	s, err := p.CurrentSession(r)
 	switch {
 	case err == nil:
-		if err := p.sessions.Revoke(r.Context(), s.ID); err != nil {
+		if err := p.endSession(r, s); err != nil {
 			// Keep the cookie: the session still lives, and the person
 			// must be able to try again rather than believe they left.
 			p.log.Error("ui: revoke session", "err", err)
@@ -41,4 +43,14 @@ func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
 		v.ContinueURL = form.returnTo
 	}
 	p.render(w, http.StatusOK, pageSignedOut, v)
+}
+
+// endSession ends s through the configured SessionEnder, which also tells
+// the department systems that shared the session, or else just revokes it.
+func (p *Pages) endSession(r *http.Request, s *users.Session) error {
+	if p.ender != nil {
+		_, err := p.ender.EndSession(r.Context(), r, s)
+		return err
+	}
+	return p.sessions.Revoke(r.Context(), s.ID)
 }

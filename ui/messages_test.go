@@ -88,12 +88,15 @@ func TestEveryUsedKeyIsInTheCatalogue(t *testing.T) {
 
 func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
 	forbidden := regexp.MustCompile(`(?i)<script|<style|\sstyle=|\son[a-z]+=|javascript:`)
+	// The one script allowed: our own file, on the pages whose CSP allows it.
+	passkeyScript := regexp.MustCompile(`<script src="\{\{\.PasskeyJS\}\}" defer></script>`)
 	entries, err := templateFS.ReadDir("templates")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
 		b, _ := templateFS.ReadFile("templates/" + e.Name())
+		b = passkeyScript.ReplaceAll(b, nil)
 		if m := forbidden.FindString(string(b)); m != "" {
 			t.Errorf("%s contains %q, which the CSP blocks", e.Name(), m)
 		}

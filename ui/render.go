@@ -19,8 +19,11 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageCSP lets pages load their own stylesheet and nothing else: no
-// scripts at all, no inline styles, forms posting only to this server.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// scripts at all, no inline styles. It has no form-action: browsers apply
+// form-action to every redirect that answers a form, and the sign-in and
+// consent forms end in a redirect to the department system's callback,
+// whose origin the page cannot know (a pushed request names none).
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 
 // The pages, each a template in templates/ rendered inside layout.html.
 const (
@@ -42,7 +45,7 @@ func parseTemplates() (templates, error) {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	t := templates{}
-	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError} {
+	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset} {
 		clone, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout: %w", err)
@@ -70,6 +73,15 @@ type view struct {
 	Scopes      []string // consent: what the client asks for, in words
 	ContinueURL string   // signed out: where to go next
 	Heading     string   // error page: its title, already translated
+
+	PasskeyJS     string       // passkeys.js URL on pages that use it ("" elsewhere: no scripts)
+	Passkeys      []passkeyRow // account passkeys page
+	PasskeysFresh bool         // passkeys page: signed in recently enough to add one
+	ReauthURL     string       // passkeys page: sign in again
+
+	MFA *mfaView // second-factor step and account security pages
+
+	Account accountForm // registration and password reset pages
 }
 
 // T returns the catalogue text for key in the page's language, with args
@@ -97,6 +109,8 @@ func (p *Pages) newView(path, lang, returnTo string) view {
 // check would refuse our own forms.
 func (p *Pages) render(w http.ResponseWriter, status int, page string, v view) {
 	var buf bytes.Buffer
+	v = p.withPasskeyScript(page, v)
+	v = p.withAccountLinks(page, v)
 	if err := p.tmpl[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		p.log.Error("ui: render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
@@ -104,7 +118,7 @@ func (p *Pages) render(w http.ResponseWriter, status int, page string, v view) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", cspFor(v))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Language", v.Lang)

@@ -46,12 +46,31 @@ type Consents interface {
 	GrantConsent(ctx context.Context, userID, clientID string, scopes []string, remember bool) error
 }
 
+// SessionEnder ends a browser session the way OpenID Connect logout does:
+// the session's grants are revoked and every department system that shared
+// it is told (back-channel logout). It returns front-channel logout URLs,
+// which these pages do not load yet.
+type SessionEnder interface {
+	EndSession(ctx context.Context, r *http.Request, s *users.Session) ([]string, error)
+}
+
 // Config holds the services the pages call.
 type Config struct {
+	// Logout, when set, ends sessions on sign-out instead of Sessions.Revoke.
+	Logout   SessionEnder
 	Auth     Authenticator
 	Sessions SessionStarter
 	Clients  Clients
 	Consents Consents
+	// Passkeys signs people in with WebAuthn passkeys; nil turns them off.
+	Passkeys Passkeys
+	// TOTP is two-step verification with an authenticator app; nil turns it off.
+	TOTP SecondFactor
+	// MFAChallenges holds sign-ins waiting for their second factor; needed with TOTP.
+	MFAChallenges MFAChallenges
+	// Accounts lets people register and reset their password with an SMS
+	// code; nil turns both off.
+	Accounts *AccountServices
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
 	// SecureCookies marks cookies Secure and expects https Origins. It is
@@ -65,12 +84,19 @@ type Pages struct {
 	sessions SessionStarter
 	clients  Clients
 	consents Consents
+	passkeys Passkeys
+	totp     SecondFactor
+	mfa      MFAChallenges
+	accounts *AccountServices
 	log      *slog.Logger
 	secure   bool
+	ender    SessionEnder
 
 	tmpl     templates
 	cssURL   string
 	staticFS http.Handler
+	// passkeyJS is the URL of passkeys.js, "" when passkeys are off.
+	passkeyJS string
 }
 
 // ErrNoSession means the request carries no session cookie.
@@ -93,10 +119,20 @@ func New(c Config) (*Pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
+	passkeyJS := ""
+	if c.Passkeys != nil {
+		if passkeyJS, err = passkeyScriptURL(); err != nil {
+			return nil, fmt.Errorf("ui: %w", err)
+		}
+	}
+	if c.TOTP != nil && c.MFAChallenges == nil {
+		return nil, errors.New("ui: Config.TOTP needs MFAChallenges")
+	}
 	return &Pages{
-		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents,
-		log: log, secure: c.SecureCookies,
-		tmpl: tmpl, cssURL: cssURL, staticFS: static,
+		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
+		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
+		log: log, secure: c.SecureCookies, ender: c.Logout,
+		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
 	}, nil
 }
 
@@ -109,6 +145,15 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /consent", p.consentForm)
 	mux.HandleFunc("POST /consent", p.consent)
 	mux.Handle("GET /static/", p.staticFS)
+	if p.passkeys != nil {
+		p.registerPasskeys(mux)
+	}
+	if p.totp != nil {
+		p.registerSecondFactor(mux)
+	}
+	if p.accounts != nil {
+		p.registerAccounts(mux)
+	}
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

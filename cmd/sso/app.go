@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/oauth/signing"
 	"github.com/govsso/sso/server"
+	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
 )
 
@@ -173,4 +175,54 @@ func ensureDir(dir string) error {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	return nil
+}
+
+// accountServices wires self-registration and password reset by SMS code.
+func accountServices(a *app) (*ui.AccountServices, error) {
+	senders, err := otpSenders(a.cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	return &ui.AccountServices{
+		Codes: users.NewOTP(a.db, a.kek, senders, a.audit, users.OTPOptions{
+			SendInterval: a.cfg.OTPSendInterval,
+			DailyLimit:   a.cfg.OTPDailyLimit,
+		}),
+		Users:            a.users,
+		Hasher:           a.hasher,
+		Sessions:         a.sessions,
+		Lockout:          a.lockout,
+		Audit:            a.audit,
+		SelfRegistration: a.cfg.SelfRegistration,
+	}, nil
+}
+
+// otpSenders builds the SMS and email senders the settings name. The log
+// senders write codes to the log and are meant for development only, so
+// start-up says so loudly.
+func otpSenders(cfg *config.Config, log *slog.Logger) (users.OTPSenders, error) {
+	var s users.OTPSenders
+	switch cfg.SMSSender {
+	case "http":
+		if cfg.SMSHTTPURL == "" || cfg.SMSHTTPSecret == "" {
+			return s, errors.New("invalid configuration: SSO_SMS_SENDER=http needs SSO_SMS_HTTP_URL and SSO_SMS_HTTP_SECRET")
+		}
+		if u, err := url.Parse(cfg.SMSHTTPURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return s, errors.New("invalid SSO_SMS_HTTP_URL: must be an absolute http(s) URL")
+		}
+		s.SMS = users.HTTPSMSSender{URL: cfg.SMSHTTPURL, Secret: []byte(cfg.SMSHTTPSecret)}
+	default:
+		log.Warn("SSO_SMS_SENDER=log: one-time codes are written to this log instead of being sent; for development only")
+		s.SMS = users.LogSender{Log: log}
+	}
+	switch cfg.EmailSender {
+	case "smtp":
+		if cfg.SMTPHost == "" || cfg.SMTPFrom == "" {
+			return s, errors.New("invalid configuration: SSO_EMAIL_SENDER=smtp needs SSO_SMTP_HOST and SSO_SMTP_FROM")
+		}
+		s.Email = users.SMTPSender{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
+	default:
+		s.Email = users.LogSender{Log: log}
+	}
+	return s, nil
 }

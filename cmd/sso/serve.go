@@ -50,7 +50,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg)
 	metrics.RegisterDBStats("main", a.db.SQL())
-	mux, err := routes(a, metrics)
+	ctx, stopWorkers := context.WithCancel(ctx) // background work ends with serve
+	defer stopWorkers()
+	mux, err := routes(ctx, a, metrics)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,17 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	a.log.Info("sso is ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(),
 		"database", string(a.db.Dialect())+":"+a.db.Target(), "startup", time.Since(start).Round(time.Millisecond).String())
+	// The audit sealer chains new records every second; it makes a last pass
+	// after the server stops, before the database closes.
+	sealCtx, stopSealer := context.WithCancel(ctx)
+	sealerDone := make(chan struct{})
+	go func() {
+		defer close(sealerDone)
+		a.audit.RunSealer(sealCtx, time.Second, func(err error) { a.log.Error("audit sealer", "err", err) })
+	}()
 	err = server.Run(ctx, srv, ln, cfg.ShutdownTimeout, a.log)
+	stopSealer()
+	<-sealerDone
 	a.log.Info("sso stopped")
 	return err
 }
@@ -79,18 +91,16 @@ func runServe(ctx context.Context, e env, args []string) error {
 // routes is the one table of everything the server answers, readable top to
 // bottom: the pages people see (ui), the OAuth 2.0 / OpenID Connect
 // endpoints (oauth), and the operational endpoints.
-func routes(a *app, metrics *server.Metrics) (*http.ServeMux, error) {
-	pages, err := ui.New(ui.Config{
-		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
-		Sessions:      a.sessions,
-		Clients:       clientInfo{a.oauth},
-		Consents:      a.oauth,
-		Logger:        a.log,
-		SecureCookies: !strings.HasPrefix(a.cfg.Issuer, "http://"),
-	})
+func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMux, error) {
+	passkeys, err := passkeyService(a)
 	if err != nil {
 		return nil, err
 	}
+	accounts, err := accountServices(a)
+	if err != nil {
+		return nil, err
+	}
+	var pages *ui.Pages
 	provider := oauth.NewProvider(oauth.Config{
 		Issuer:               a.cfg.Issuer,
 		AccessTokenLifetime:  a.cfg.AccessTokenLifetime,
@@ -102,12 +112,44 @@ func routes(a *app, metrics *server.Metrics) (*http.ServeMux, error) {
 		PairwiseKey:          a.kek.Derive("sso pairwise subject"),
 	}, oauth.Dependencies{
 		DB: a.db, Store: a.oauth, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log, Secrets: a.secrets,
-		Sessions: pages.CurrentSession,
+		// The pages are built below; the provider reads sessions through them.
+		Sessions: func(r *http.Request) (*users.Session, error) { return pages.CurrentSession(r) },
+		Revoker:  a.sessions,
+		// Housekeeping purges these with the provider's own expired rows.
+		ExpiredSessions: a.sessions,
+		Lockouts:        a.lockout,
 	})
+	pages, err = ui.New(ui.Config{
+		Logout:        provider,
+		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
+		Sessions:      a.sessions,
+		Clients:       clientInfo{a.oauth},
+		Consents:      a.oauth,
+		Passkeys:      passkeys,
+		Accounts:      accounts,
+		TOTP:          users.NewTOTP(a.db, a.kek, a.users, a.lockout, a.audit),
+		MFAChallenges: users.NewMFAChallenges(a.db, 0),
+		Logger:        a.log,
+		SecureCookies: !strings.HasPrefix(a.cfg.Issuer, "http://"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Wrong user codes on the device page are counted per address apart
+	// from sign-in failures, and lock it after ten.
+	devicePages, err := ui.NewDevicePages(pages, deviceAuthorizations{provider},
+		users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: 10, Window: a.cfg.LockoutWindow, LockFor: a.cfg.LockoutDuration}))
+	if err != nil {
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	pages.Register(mux)
+	devicePages.Register(mux)
 	provider.Register(mux)
+	adminAPI(a, provider, pages).Register(mux)
+	go provider.RunLogoutDeliveries(ctx)
+	go provider.RunHousekeeping(ctx, time.Minute)
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
@@ -124,6 +166,30 @@ func (c clientInfo) ClientInfo(ctx context.Context, id string) (ui.ClientInfo, e
 		return ui.ClientInfo{}, err
 	}
 	return ui.ClientInfo{ID: cl.ID, Name: cl.Name, FirstParty: cl.FirstParty}, nil
+}
+
+// deviceAuthorizations lets the device page find and decide device
+// sign-ins without importing oauth.
+type deviceAuthorizations struct{ p *oauth.Provider }
+
+func (d deviceAuthorizations) PendingDevice(ctx context.Context, userCode string) (ui.DeviceRequest, error) {
+	a, c, err := d.p.PendingDevice(ctx, userCode)
+	if err != nil {
+		return ui.DeviceRequest{}, deviceErr(err)
+	}
+	return ui.DeviceRequest{UserCode: oauth.FormatUserCode(a.UserCode), ClientName: c.Name, Scopes: a.Scopes}, nil
+}
+
+func (d deviceAuthorizations) DecideDevice(ctx context.Context, userCode string, approve bool, s *users.Session, ip, userAgent string) error {
+	return deviceErr(d.p.DecideDevice(ctx, userCode, approve, s, ip, userAgent))
+}
+
+// deviceErr tells the page about an unknown user code in its own terms.
+func deviceErr(err error) error {
+	if errors.Is(err, oauth.ErrUnknownUserCode) {
+		return fmt.Errorf("%w: %w", ui.ErrUnknownUserCode, err)
+	}
+	return err
 }
 
 // jwksHandler publishes the public signing keys. A new key signs at once
