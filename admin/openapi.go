@@ -1,0 +1,81 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+)
+
+// openAPIDocument describes the API from the same route table the mux is
+// built from, so the two cannot drift apart.
+func (api *API) openAPIDocument() map[string]any {
+	paths := map[string]map[string]any{}
+	for _, rt := range api.routes() {
+		p := paths[rt.path]
+		if p == nil {
+			p = map[string]any{}
+			paths[rt.path] = p
+		}
+		op := map[string]any{
+			"summary":     rt.summary,
+			"operationId": operationID(rt),
+			"responses": map[string]any{
+				"default": map[string]any{"description": "An RFC 9457 problem",
+					"content": map[string]any{"application/problem+json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}},
+				okStatus(rt): map[string]any{"description": "Success"},
+			},
+		}
+		if strings.Contains(rt.path, "{id}") {
+			op["parameters"] = []any{map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}}
+		}
+		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
+			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		}
+		p[strings.ToLower(rt.method)] = op
+	}
+	paths["/openapi.json"] = map[string]any{"get": map[string]any{"summary": "This document", "operationId": "getOpenAPI", "security": []any{},
+		"responses": map[string]any{"200": map[string]any{"description": "The OpenAPI document"}}}}
+	return map[string]any{
+		"openapi": "3.0.3",
+		"info":    map[string]any{"title": "sso admin API", "version": "1"},
+		"servers": []any{map[string]any{"url": Prefix}},
+		"paths":   paths,
+		"security": []any{
+			map[string]any{"bearer": []string{AdminScope}},
+			map[string]any{"session": []string{}},
+		},
+		"components": map[string]any{
+			"securitySchemes": map[string]any{
+				"bearer":  map[string]any{"type": "http", "scheme": "bearer", "description": "An access token carrying the admin scope"},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": "sso_session", "description": "A signed-in administrator; unsafe methods also need the X-CSRF-Token header equal to the sso_csrf cookie"},
+			},
+			"schemas": map[string]any{
+				"Problem": map[string]any{"type": "object", "properties": map[string]any{
+					"type": map[string]any{"type": "string"}, "title": map[string]any{"type": "string"}, "status": map[string]any{"type": "integer"},
+					"detail": map[string]any{"type": "string"},
+					"errors": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+						"field": map[string]any{"type": "string"}, "reason": map[string]any{"type": "string"}}}},
+				}},
+			},
+		},
+	}
+}
+
+func okStatus(rt route) string {
+	switch {
+	case rt.method == http.MethodDelete:
+		return "204"
+	case rt.method == http.MethodPost && !strings.Contains(rt.path, ":"):
+		return "201"
+	}
+	return "200"
+}
+
+// operationID is e.g. "post_users_id_disable".
+func operationID(rt route) string {
+	r := strings.NewReplacer("/", "_", "{", "", "}", "", ":", "_", "-", "_")
+	return strings.ToLower(rt.method) + r.Replace(rt.path)
+}
+
+func (api *API) openAPI(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.openAPIDocument())
+}

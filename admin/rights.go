@@ -1,0 +1,111 @@
+package admin
+
+import "strings"
+
+// Role is a built-in administrative role.
+type Role string
+
+// The built-in roles.
+const (
+	// RoleSuperAdmin may do everything.
+	RoleSuperAdmin Role = "super_admin"
+	// RoleOrgAdmin manages the people and units of its org subtrees only.
+	RoleOrgAdmin Role = "org_admin"
+	// RoleAuditor reads the audit log and changes nothing.
+	RoleAuditor Role = "auditor"
+	// RoleClientManager registers and maintains OAuth clients.
+	RoleClientManager Role = "client_manager"
+)
+
+// Action is what a caller wants to do.
+type Action string
+
+// The actions the API checks.
+const (
+	ActionUserRead    Action = "user.read"
+	ActionUserWrite   Action = "user.write"
+	ActionUserSearch  Action = "user.search" // across all accounts
+	ActionClientRead  Action = "client.read"
+	ActionClientWrite Action = "client.write"
+	ActionOrgRead     Action = "org.read"
+	ActionOrgCreate   Action = "org.create" // target: the parent unit
+	ActionOrgWrite    Action = "org.write"  // rename, move, delete
+	ActionAuditRead   Action = "audit.read"
+)
+
+// Actor is an authenticated caller and the rights it holds.
+type Actor struct {
+	// UserID is the signed-in or token-owning account; "" for a client
+	// acting on its own (client_credentials).
+	UserID string
+	// ClientID is the OAuth client whose token was presented; "" in the browser.
+	ClientID string
+	Roles    []Role
+	// OrgScopes are the org-unit paths ("/city/…/town/") an org_admin
+	// manages, each with everything below it.
+	OrgScopes []string
+}
+
+// Has reports whether the actor holds role.
+func (a Actor) Has(role Role) bool {
+	for _, r := range a.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Name identifies the actor in the audit log.
+func (a Actor) Name() string {
+	if a.UserID != "" {
+		return a.UserID
+	}
+	return "client:" + a.ClientID
+}
+
+// Target is what an action touches. OrgPaths are the org-unit paths the
+// target lies in: a person's units, a unit's own path, or the parent's path
+// for a unit being created. A target in no unit can only be handled by a
+// super admin (or, for clients and audit, the matching role).
+type Target struct {
+	OrgPaths []string
+	// SuperAdmin is set when the target account is itself a super admin:
+	// only another super admin may change it, wherever it sits.
+	SuperAdmin bool
+}
+
+// Allowed is the one decision of who may do what.
+func Allowed(a Actor, action Action, t Target) bool {
+	if a.Has(RoleSuperAdmin) {
+		return true
+	}
+	switch action {
+	case ActionAuditRead:
+		return a.Has(RoleAuditor)
+	case ActionClientRead, ActionClientWrite:
+		return a.Has(RoleClientManager)
+	case ActionUserWrite:
+		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
+	case ActionUserRead, ActionOrgRead, ActionOrgCreate:
+		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false)
+	case ActionOrgWrite:
+		// An org admin reshapes the units below its own, never the unit
+		// that defines its scope.
+		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, true)
+	}
+	return false // ActionUserSearch and anything unknown: super admins only
+}
+
+// withinScope reports whether at least one of the target's paths lies in
+// one of the scopes (strictly below it when strict is set).
+func withinScope(scopes, paths []string, strict bool) bool {
+	for _, p := range paths {
+		for _, s := range scopes {
+			if s != "" && strings.HasPrefix(p, s) && (!strict || p != s) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,79 @@
+package admin
+
+import "testing"
+
+func TestAllowed(t *testing.T) {
+	const (
+		city    = "/city/"
+		townA   = "/city/townA/"
+		villA   = "/city/townA/villA/"
+		townB   = "/city/townB/"
+		villB   = "/city/townB/villB/"
+		nowhere = ""
+	)
+	super := Actor{UserID: "root", Roles: []Role{RoleSuperAdmin}}
+	townAdmin := Actor{UserID: "ta", Roles: []Role{RoleOrgAdmin}, OrgScopes: []string{townA}}
+	auditor := Actor{UserID: "au", Roles: []Role{RoleAuditor}}
+	clients := Actor{UserID: "cm", Roles: []Role{RoleClientManager}}
+	nobody := Actor{UserID: "x"}
+	in := func(paths ...string) Target {
+		if len(paths) == 1 && paths[0] == nowhere {
+			return Target{}
+		}
+		return Target{OrgPaths: paths}
+	}
+	tests := []struct {
+		name   string
+		actor  Actor
+		action Action
+		target Target
+		want   bool
+	}{
+		{"super admin changes anyone", super, ActionUserWrite, in(villB), true},
+		{"super admin searches everyone", super, ActionUserSearch, in(nowhere), true},
+		{"super admin reads audit", super, ActionAuditRead, in(nowhere), true},
+		{"town admin reads staff of its village", townAdmin, ActionUserRead, in(villA), true},
+		{"town admin manages staff of its village", townAdmin, ActionUserWrite, in(villA), true},
+		{"town admin manages staff of the town itself", townAdmin, ActionUserWrite, in(townA), true},
+		{"town admin cannot read another town's staff", townAdmin, ActionUserRead, in(villB), false},
+		{"town admin cannot manage another town's staff", townAdmin, ActionUserWrite, in(townB), false},
+		{"town admin cannot manage the city level", townAdmin, ActionUserWrite, in(city), false},
+		{"town admin may act when one of several units is its own", townAdmin, ActionUserWrite, in(townB, villA), true},
+		{"town admin cannot change a super admin in its town", townAdmin, ActionUserWrite, Target{OrgPaths: []string{villA}, SuperAdmin: true}, false},
+		{"town admin reads a super admin in its town", townAdmin, ActionUserRead, Target{OrgPaths: []string{villA}, SuperAdmin: true}, true},
+		{"super admin changes another super admin", super, ActionUserWrite, Target{SuperAdmin: true}, true},
+		{"town admin cannot touch people in no unit", townAdmin, ActionUserRead, in(nowhere), false},
+		{"town admin cannot search everyone", townAdmin, ActionUserSearch, in(nowhere), false},
+		{"town admin creates a village in its town", townAdmin, ActionOrgCreate, in(townA), true},
+		{"town admin renames its village", townAdmin, ActionOrgWrite, in(villA), true},
+		{"town admin cannot delete or move its own town", townAdmin, ActionOrgWrite, in(townA), false},
+		{"town admin cannot create in another town", townAdmin, ActionOrgCreate, in(townB), false},
+		{"town admin cannot read audit", townAdmin, ActionAuditRead, in(nowhere), false},
+		{"town admin cannot manage clients", townAdmin, ActionClientWrite, in(nowhere), false},
+		{"auditor reads audit", auditor, ActionAuditRead, in(nowhere), true},
+		{"auditor cannot change users", auditor, ActionUserWrite, in(villA), false},
+		{"auditor cannot read users", auditor, ActionUserRead, in(villA), false},
+		{"auditor cannot change clients", auditor, ActionClientWrite, in(nowhere), false},
+		{"client manager registers clients", clients, ActionClientWrite, in(nowhere), true},
+		{"client manager reads clients", clients, ActionClientRead, in(nowhere), true},
+		{"client manager cannot change users", clients, ActionUserWrite, in(villA), false},
+		{"client manager cannot read audit", clients, ActionAuditRead, in(nowhere), false},
+		{"no role, no right", nobody, ActionUserRead, in(villA), false},
+		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Allowed(tt.actor, tt.action, tt.target); got != tt.want {
+				t.Fatalf("Allowed(%v, %s, %v) = %v, want %v", tt.actor.Roles, tt.action, tt.target.OrgPaths, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCSVSafe(t *testing.T) {
+	for in, want := range map[string]string{"=SUM(A1)": "'=SUM(A1)", "+1": "'+1", "-2": "'-2", "@x": "'@x", "alice": "alice", "": ""} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
