@@ -63,6 +63,9 @@ type Config struct {
 
 	BootstrapAdminPassword string // secret: never logged
 
+	IdentityVerifierURL    string
+	IdentityVerifierSecret string // secret: never logged
+
 	SMSSender        string // log or http
 	SMSHTTPURL       string
 	SMSHTTPSecret    string // secret: never logged
@@ -194,6 +197,18 @@ var Options = []Option{
 			c.PasswordHashParallelism = uint8(n)
 			return nil
 		}},
+	{Key: "identity_verifier_url", Default: "", Usage: "URL of the population-register service that confirms a name and resident ID number (level 2); empty turns identity verification off",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && IsLocalhost(u.Hostname()))) {
+					return errors.New("must be an https URL (http only on localhost)")
+				}
+			}
+			c.IdentityVerifierURL = v
+			return nil
+		}},
+	{Key: "identity_verifier_secret", Default: "", NoFlag: true, Usage: "key that signs requests to the identity verifier (HMAC-SHA-256)",
+		set: func(c *Config, v string) error { c.IdentityVerifierSecret = v; return nil }},
 	{Key: "bootstrap_admin_password", Default: "", NoFlag: true, Usage: "password of the administrator 'admin' created on the very first start (default: a random one-time password, printed once)",
 		set: func(c *Config, v string) error { c.BootstrapAdminPassword = v; return nil }},
 	{Key: "sms_sender", Default: "log", Usage: "how one-time codes reach phones: log (development only: codes are written to the server log) or http (the SMS gateway at sms_http_url)",
@@ -400,6 +415,9 @@ func (c *Config) finish() error {
 	}
 	if !strings.HasPrefix(c.DatabaseURL, "sqlite://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return errors.New("invalid SSO_DATABASE_URL: must start with sqlite:// or postgres://")
+	}
+	if c.IdentityVerifierURL != "" && c.IdentityVerifierSecret == "" {
+		return errors.New("invalid configuration: SSO_IDENTITY_VERIFIER_URL needs SSO_IDENTITY_VERIFIER_SECRET")
 	}
 	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
 		return errors.New("invalid configuration: set SSO_KEY_ENCRYPTION_KEY or SSO_KEY_ENCRYPTION_KEY_FILE, not both")

@@ -148,6 +148,12 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.redirectToPage(ctx, w, r, ar, "/login", true)
 			return
 		}
+		if need == 2 && p.cfg.IdentityVerification && !slices.Contains(prompts, "none") {
+			// Level 2 is one form away: name and ID number checked with the
+			// population register, then back here with the session raised.
+			p.redirectToPage(ctx, w, r, ar, "/account/verify", false)
+			return
+		}
 		p.writeAuthorizeError(ctx, w, ar, errUnmetAuthenticationRequirements.WithHintf(
 			"The account has not reached assurance level %d; the person must raise it first (for example by verifying their identity).", need))
 		return

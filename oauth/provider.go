@@ -36,6 +36,9 @@ type Config struct {
 	HMACKey []byte
 	// PairwiseKey keys the pairwise subject identifiers.
 	PairwiseKey []byte
+	// IdentityVerification says the identity-verification page can raise a
+	// level-1 account to level 2, so acr_values=2 sends the person there.
+	IdentityVerification bool
 }
 
 // SessionReader returns the browser's single sign-on session, or an error

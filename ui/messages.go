@@ -10,6 +10,17 @@ const (
 // take one argument (a name or a time), which templates escape.
 var catalogue = map[string]map[string]string{
 	langZH: {
+		"verify.title":         "实名认证",
+		"verify.intro":         "请填写身份证上的姓名和公民身份号码。我们将向人口信息库核验，核验通过后账号升级为二级实名。",
+		"verify.name":          "姓名",
+		"verify.id_number":     "公民身份号码",
+		"verify.privacy":       "身份号码加密保存，仅以脱敏形式显示。",
+		"verify.submit":        "核验",
+		"verify.bad_input":     "请填写身份证上的姓名和18位公民身份号码。",
+		"verify.bad_id_number": "身份号码格式或校验位不正确，请核对后重新填写。",
+		"verify.mismatch":      "姓名与身份号码不一致，请核对后重试；如仍失败，请到政务服务中心现场认证。",
+		"verify.unavailable":   "核验服务暂时不可用，请稍后再试。",
+
 		"site.name":         "统一身份认证平台",
 		"lang.switch":       "English",
 		"lang.switch_label": "Switch to English",
@@ -180,6 +191,17 @@ var catalogue = map[string]map[string]string{
 		"passkeys.not_found":      "找不到该通行密钥，它可能已被删除。",
 	},
 	langEN: {
+		"verify.title":         "Verify your identity",
+		"verify.intro":         "Enter the name and the resident ID number on your ID card. We check them with the population register; once they match, your account reaches level 2.",
+		"verify.name":          "Name",
+		"verify.id_number":     "Resident ID number",
+		"verify.privacy":       "Your ID number is stored encrypted and shown only masked.",
+		"verify.submit":        "Verify",
+		"verify.bad_input":     "Enter the name and the 18-character ID number on your ID card.",
+		"verify.bad_id_number": "The ID number's format or check character is wrong; check it and try again.",
+		"verify.mismatch":      "The name and ID number do not match; check them and try again, or verify in person at a service centre.",
+		"verify.unavailable":   "The verification service is unavailable; please try again later.",
+
 		"site.name":         "Unified Sign-In",
 		"lang.switch":       "中文",
 		"lang.switch_label": "切换到中文",

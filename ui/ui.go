@@ -71,6 +71,11 @@ type Config struct {
 	// Accounts lets people register and reset their password with an SMS
 	// code; nil turns both off.
 	Accounts *AccountServices
+	// Verify checks a name and ID number with the population register to
+	// reach level 2, and StepUp raises the session to it; nil turns the
+	// identity-verification page off.
+	Verify IdentityVerification
+	StepUp SessionStepUp
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
 	// SecureCookies marks cookies Secure and expects https Origins. It is
@@ -91,6 +96,8 @@ type Pages struct {
 	log      *slog.Logger
 	secure   bool
 	ender    SessionEnder
+	verify   IdentityVerification
+	stepUp   SessionStepUp
 
 	tmpl     templates
 	cssURL   string
@@ -131,7 +138,7 @@ func New(c Config) (*Pages, error) {
 	return &Pages{
 		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
 		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
-		log: log, secure: c.SecureCookies, ender: c.Logout,
+		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp,
 		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
 	}, nil
 }
@@ -154,6 +161,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	if p.accounts != nil {
 		p.registerAccounts(mux)
 	}
+	p.registerVerify(mux)
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

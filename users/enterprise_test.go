@@ -271,3 +271,32 @@ func TestHTTPIdentityVerifier(t *testing.T) {
 }
 
 func rand16() string { return fmt.Sprintf("%016x", mrand.Uint64()) }
+
+func TestSessionStepUp(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := NewSessions(d, SessionOptions{})
+		sess, token, err := s.Create(ctx, "u1", []string{"pwd"}, 1, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised, err := s.StepUp(ctx, token, 2, []string{"pwd", "kba"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Lookup(ctx, token); !errors.Is(err, db.ErrNotFound) {
+			t.Fatalf("the token from before the step-up still works: %v", err)
+		}
+		got, err := s.Lookup(ctx, raised)
+		if err != nil || got.ID != sess.ID || got.ACR != 2 || fmt.Sprint(got.AMR) != "[pwd kba]" {
+			t.Fatalf("after step-up: %+v %v", got, err)
+		}
+		again, err := s.StepUp(ctx, raised, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Lookup(ctx, again); got.ACR != 2 {
+			t.Fatalf("a step-up lowered the level to %d", got.ACR)
+		}
+	})
+}
