@@ -343,6 +343,16 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 		if got := tax.introspect("tax", taxSecret, tr.AccessToken); got["active"] != false {
 			t.Fatalf("another client's token was described: %v", got)
 		}
+		// Client tax tries to revoke batch's token: the token must live on.
+		req, _ = http.NewRequest("POST", issuer+"/oauth2/revoke", strings.NewReader(url.Values{"token": {tr.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("tax", taxSecret)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		if got := tax.introspect("batch", ccSecret, tr.AccessToken); got["active"] != true {
+			t.Fatalf("client tax revoked client batch's token: %v", got)
+		}
 		req, _ = http.NewRequest("POST", issuer+"/oauth2/revoke", strings.NewReader(url.Values{"token": {tr.AccessToken}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth("batch", ccSecret)
