@@ -51,6 +51,14 @@ func commands() []command {
 		{"keys list", "list token-signing keys", runKeysList},
 		{"keys rotate", "make new signing keys active; old ones stay published", runKeysRotate},
 		{"audit verify", "check the audit log's hash chain", runAuditVerify},
+		{"certs init", "create the SM2 root and issuing certificate authorities", runCertsInit},
+		{"certs import", "import an SM2 root and issuing CA (certificates and key) from PEM", runCertsImport},
+		{"certs list", "list certificates issued by the internal CA", runCertsList},
+		{"certs pem", "print a certificate as PEM", runCertsPEM},
+		{"certs revoke", "revoke an end-entity certificate and republish the CRL", runCertsRevoke},
+		{"backup", "write a consistent copy of the SQLite database to a new file", runBackup},
+		{"restore", "replace the SQLite database with a backup, then migrate it", runRestore},
+		{"healthcheck", "exit 0 when the local server is ready, 1 otherwise (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the version", runVersion},
 	}
 }

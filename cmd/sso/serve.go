@@ -100,6 +100,12 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	if err != nil {
 		return nil, err
 	}
+	// Identity verification (level 2) needs the population register's service.
+	var verify ui.IdentityVerification
+	if a.cfg.IdentityVerifierURL != "" {
+		verify = users.NewAssurance(a.db, a.users,
+			&users.HTTPIdentityVerifier{URL: a.cfg.IdentityVerifierURL, Secret: []byte(a.cfg.IdentityVerifierSecret)}, a.audit)
+	}
 	var pages *ui.Pages
 	provider := oauth.NewProvider(oauth.Config{
 		Issuer:               a.cfg.Issuer,
@@ -110,6 +116,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		RefreshGracePeriod:   a.cfg.RefreshGracePeriod,
 		HMACKey:              a.kek.Derive("sso oauth hmac"),
 		PairwiseKey:          a.kek.Derive("sso pairwise subject"),
+		IdentityVerification: verify != nil,
 	}, oauth.Dependencies{
 		DB: a.db, Store: a.oauth, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log, Secrets: a.secrets,
 		// The pages are built below; the provider reads sessions through them.
@@ -121,6 +128,8 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	})
 	pages, err = ui.New(ui.Config{
 		Logout:        provider,
+		Verify:        verify,
+		StepUp:        a.sessions,
 		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
 		Sessions:      a.sessions,
 		Clients:       clientInfo{a.oauth},
@@ -148,6 +157,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	devicePages.Register(mux)
 	provider.Register(mux)
 	adminAPI(a, provider, pages).Register(mux)
+	if err := registerCerts(mux, a); err != nil {
+		return nil, err
+	}
 	go provider.RunLogoutDeliveries(ctx)
 	go provider.RunHousekeeping(ctx, time.Minute)
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/emmansun/gmsm/smx509"
+
+	"github.com/govsso/sso/certs"
+	"github.com/govsso/sso/db"
+)
+
+func TestCertsCommands(t *testing.T) {
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) {
+			te := newTestEnv(t, dialect)
+			created := te.run(t, "", "certs", "init", "--name", "Test City", "--json")
+			if created.code != 0 {
+				t.Fatalf("certs init: exit %d %s", created.code, created.stderr)
+			}
+			var ca []certs.Certificate
+			if err := json.Unmarshal([]byte(created.stdout), &ca); err != nil || len(ca) != 2 {
+				t.Fatalf("certs init output %q: %v", created.stdout, err)
+			}
+			if ca[0].Kind != certs.KindRoot || ca[1].Kind != certs.KindCA || !strings.Contains(ca[0].Subject, "Test City Root CA") {
+				t.Fatalf("certs init made %+v", ca)
+			}
+			again := te.run(t, "", "certs", "init")
+			if again.code != 1 || !strings.Contains(again.stdout, ca[0].Serial) || !strings.Contains(again.stderr, "already exists") {
+				t.Fatalf("second init: exit %d stdout %q stderr %q", again.code, again.stdout, again.stderr)
+			}
+			pem := te.run(t, "", "certs", "pem", ca[1].ID)
+			c, err := smx509.ParseCertificatePEM([]byte(pem.stdout))
+			if pem.code != 0 || err != nil || !c.IsCA {
+				t.Fatalf("certs pem: exit %d %v %q", pem.code, err, pem.stderr)
+			}
+			if r := te.run(t, "", "certs", "revoke", ca[0].Serial); r.code != 1 {
+				t.Fatalf("revoking the root: exit %d, want 1", r.code)
+			}
+			if r := te.run(t, "", "certs", "list"); r.code != 0 || strings.Count(r.stdout, "active") != 2 {
+				t.Fatalf("certs list: exit %d %q", r.code, r.stdout)
+			}
+			if r := te.run(t, "", "certs", "import"); r.code != 2 {
+				t.Fatalf("import without flags: exit %d, want 2", r.code)
+			}
+		})
+	}
+}
+
+func TestServeAnswersCertsEndpoints(t *testing.T) {
+	te := newTestEnv(t, db.SQLite)
+	if r := te.run(t, "", "certs", "init"); r.code != 0 {
+		t.Fatalf("certs init: %s", r.stderr)
+	}
+	serveOnce(t, te, func(base string) {
+		resp, err := http.Get(base + "/certs/crl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if _, err := smx509.ParseRevocationList(der); resp.StatusCode != 200 || err != nil {
+			t.Fatalf("GET /certs/crl: %d %v", resp.StatusCode, err)
+		}
+		resp, err = http.Post(base+"/certs/api/v1/verify", "application/json", strings.NewReader(`{"data_base64":"!"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "data_base64") {
+			t.Fatalf("POST verify with bad base64: %d %s", resp.StatusCode, body)
+		}
+	})
+}
