@@ -10,6 +10,14 @@ const (
 // take one argument (a name or a time), which templates escape.
 var catalogue = map[string]map[string]string{
 	langZH: {
+		"acting.title":     "切换办事身份",
+		"acting.intro":     "作为企业的法定代表人或经办人，您可以代表企业办理业务。选择后，接入的部门系统会知道您以哪个身份办事。",
+		"acting.legend":    "以下列身份办事",
+		"acting.self":      "本人（自然人）",
+		"acting.none":      "您目前不是任何企业的法定代表人或经办人。",
+		"acting.submit":    "切换",
+		"acting.not_agent": "您不能代表该企业办事，请联系企业的法定代表人。",
+
 		"verify.title":         "实名认证",
 		"verify.intro":         "请填写身份证上的姓名和公民身份号码。我们将向人口信息库核验，核验通过后账号升级为二级实名。",
 		"verify.name":          "姓名",
@@ -191,6 +199,14 @@ var catalogue = map[string]map[string]string{
 		"passkeys.not_found":      "找不到该通行密钥，它可能已被删除。",
 	},
 	langEN: {
+		"acting.title":     "Act for",
+		"acting.intro":     "As the legal representative or an agent of an enterprise you can act for it. The department systems you use will know whom you act for.",
+		"acting.legend":    "Act as",
+		"acting.self":      "Myself (a natural person)",
+		"acting.none":      "You are not the legal representative or an agent of any enterprise.",
+		"acting.submit":    "Switch",
+		"acting.not_agent": "You may not act for this enterprise; ask its legal representative.",
+
 		"verify.title":         "Verify your identity",
 		"verify.intro":         "Enter the name and the resident ID number on your ID card. We check them with the population register; once they match, your account reaches level 2.",
 		"verify.name":          "Name",

@@ -45,7 +45,7 @@ func parseTemplates() (templates, error) {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	t := templates{}
-	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify} {
+	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing} {
 		clone, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout: %w", err)
@@ -83,6 +83,7 @@ type view struct {
 
 	Account accountForm // registration and password reset pages
 	Verify  verifyForm  // identity verification page
+	Acting  actingForm  // acting-for page
 }
 
 // T returns the catalogue text for key in the page's language, with args

@@ -76,6 +76,8 @@ type Config struct {
 	// identity-verification page off.
 	Verify IdentityVerification
 	StepUp SessionStepUp
+	// Acting lets agents of enterprises act for them; nil turns it off.
+	Acting ActingFor
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
 	// SecureCookies marks cookies Secure and expects https Origins. It is
@@ -98,6 +100,7 @@ type Pages struct {
 	ender    SessionEnder
 	verify   IdentityVerification
 	stepUp   SessionStepUp
+	acting   ActingFor
 
 	tmpl     templates
 	cssURL   string
@@ -138,7 +141,7 @@ func New(c Config) (*Pages, error) {
 	return &Pages{
 		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
 		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
-		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp,
+		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting,
 		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
 	}, nil
 }
@@ -162,6 +165,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 		p.registerAccounts(mux)
 	}
 	p.registerVerify(mux)
+	p.registerActing(mux)
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

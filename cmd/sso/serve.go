@@ -130,6 +130,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		Logout:        provider,
 		Verify:        verify,
 		StepUp:        a.sessions,
+		Acting:        actingFor{users.NewEnterprises(a.db, a.users), a.sessions, a.audit},
 		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
 		Sessions:      a.sessions,
 		Clients:       clientInfo{a.oauth},
@@ -276,3 +277,27 @@ func bootstrapAdmin(ctx context.Context, a *app, e env) error {
 
 // randomPassword returns 26 base32 characters (128 bits) from crypto/rand.
 func randomPassword() string { return rand.Text() }
+
+// actingFor lets the pages switch whom a session acts for, and audits it.
+type actingFor struct {
+	e        *users.Enterprises
+	sessions *users.Sessions
+	log      *audit.Log
+}
+
+func (a actingFor) ActingOptions(ctx context.Context, userID string) ([]*users.Enterprise, error) {
+	return a.e.ActingOptions(ctx, userID)
+}
+
+func (a actingFor) SwitchActing(ctx context.Context, s *users.Session, enterpriseID string) error {
+	err := a.e.SwitchActing(ctx, a.sessions, s, enterpriseID)
+	e := audit.Event{Actor: s.UserID, Subject: s.UserID, Action: "user.switch_acting", Result: audit.ResultSuccess,
+		Details: map[string]string{"acting_for": enterpriseID, "sid": s.ID}}
+	if err != nil {
+		e.Result, e.Reason = audit.ResultFailure, err.Error()
+	}
+	if _, aerr := a.log.Append(ctx, e); aerr != nil && err == nil {
+		return aerr
+	}
+	return err
+}
