@@ -190,6 +190,7 @@ var scenarios = map[string]scenario{
 	"introspection":          introspectionStep,
 	"refresh":                refreshStep,
 	"authorization_code":     authCodeStep,
+	"password_login":         passwordLoginStep,
 }
 
 func (s *server) measure(sc scenario, conns int, d time.Duration) (result, error) {
@@ -377,6 +378,37 @@ func refreshStep(s *server, hc *http.Client) (func() error, error) {
 			return errors.New("refresh token not rotated")
 		}
 		rt = next
+		return nil
+	}, nil
+}
+
+// passwordLoginStep signs in through the HTML form once per request: the
+// page (for its CSRF token), then the POST, which costs one argon2id hash.
+func passwordLoginStep(s *server, hc *http.Client) (func() error, error) {
+	return func() error {
+		resp, err := hc.Get(s.base + "/login")
+		if err != nil {
+			return err
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		form := url.Values{"identifier": {"bench"}, "password": {password}}
+		for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+			form.Set(m[1], html.UnescapeString(m[2]))
+		}
+		form.Set("return_to", "/cb") // the client stops at /cb instead of following
+		req, _ := http.NewRequest("POST", s.base+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", s.base)
+		resp, err = hc.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("login: %d", resp.StatusCode)
+		}
 		return nil
 	}, nil
 }
