@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -37,13 +38,24 @@ var ErrMalformedHash = errors.New("stored password hash is malformed")
 type PasswordHasher struct {
 	params Argon2Params
 	dummy  string // a hash of nothing, verified when the account does not exist
+	// slots bounds how many hashes run at once: each takes MemoryKiB of
+	// memory, so a burst of sign-ins must queue rather than exhaust RAM,
+	// and more hashes than cores only slow each other down.
+	slots chan struct{}
 }
 
 // NewPasswordHasher returns a hasher using p for new hashes.
 func NewPasswordHasher(p Argon2Params) *PasswordHasher {
-	h := &PasswordHasher{params: p}
+	h := &PasswordHasher{params: p, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	h.dummy, _ = h.Hash("dummy password for unknown accounts")
 	return h
+}
+
+// idKey runs argon2id in one of the hasher's slots.
+func (h *PasswordHasher) idKey(password, salt []byte, p Argon2Params, n uint32) []byte {
+	h.slots <- struct{}{}
+	defer func() { <-h.slots }()
+	return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, n)
 }
 
 // Hash returns the PHC string of password under a fresh random salt.
@@ -53,7 +65,7 @@ func (h *PasswordHasher) Hash(password string) (string, error) {
 		return "", err
 	}
 	p := h.params
-	key := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
+	key := h.idKey([]byte(password), salt, p, keyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Iterations, p.Parallelism,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
@@ -66,7 +78,7 @@ func (h *PasswordHasher) Verify(password, phc string) (ok, needsRehash bool, err
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
+	got := h.idKey([]byte(password), salt, p, uint32(len(want)))
 	ok = subtle.ConstantTimeCompare(got, want) == 1
 	return ok, ok && p != h.params, nil
 }
