@@ -399,11 +399,32 @@ func (s *fositeStorage) DeletePARSession(ctx context.Context, requestURI string)
 	return fositeErr(s.store.DeleteToken(ctx, KindPAR, key(requestURI)))
 }
 
-// BeginTX starts the transaction fosite wraps a code exchange or refresh in.
-func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) { return s.d.Begin(ctx) }
+// joinedTx marks a context whose transaction the handler opened: fosite's
+// Commit and Rollback leave it to the handler.
+type joinedTx struct{}
+
+// BeginTX starts the transaction fosite wraps a code exchange or refresh in,
+// or joins the handler's.
+func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
+	if db.InTransaction(ctx) {
+		return context.WithValue(ctx, joinedTx{}, true), nil
+	}
+	return s.d.Begin(ctx)
+}
 
 // Commit commits the transaction in ctx.
-func (s *fositeStorage) Commit(ctx context.Context) error { return fositeErr(s.d.Commit(ctx)) }
+func (s *fositeStorage) Commit(ctx context.Context) error {
+	if ctx.Value(joinedTx{}) != nil {
+		return nil
+	}
+	return fositeErr(s.d.Commit(ctx))
+}
 
-// Rollback abandons the transaction in ctx.
-func (s *fositeStorage) Rollback(ctx context.Context) error { return s.d.Rollback(ctx) }
+// Rollback abandons the transaction in ctx; a joined one fails with the
+// handler's error instead.
+func (s *fositeStorage) Rollback(ctx context.Context) error {
+	if ctx.Value(joinedTx{}) != nil {
+		return nil
+	}
+	return s.d.Rollback(ctx)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
@@ -300,18 +301,41 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	session := newSession()
-	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
+	var ar fosite.AccessRequester
+	var resp fosite.AccessResponder
+	issue := func(ctx context.Context) error {
+		var err error
+		ar, resp, err = p.issueTokens(ctx, r)
+		return err
+	}
+	var err error
+	if r.PostFormValue("grant_type") == GrantClientCredentials {
+		// One token and its audit record: one transaction, one commit (the
+		// other grants manage their own transactions inside fosite, whose
+		// reuse revocations must commit even though the request fails).
+		err = p.d.InTx(ctx, issue)
+	} else {
+		err = issue(ctx)
+	}
 	if err != nil {
 		p.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// issueTokens runs the token request through fosite and records it.
+func (p *Provider) issueTokens(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
+	session := newSession()
+	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		return ar, nil, err
+	}
 	client := ar.GetClient().(fositeClient).Client
 	if err := checkRefreshScope(ar); err != nil {
-		p.oauth.WriteAccessError(ctx, w, ar, err)
-		return
+		return ar, nil, err
 	}
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
 		}
@@ -326,12 +350,19 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.oauth.NewAccessResponse(withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg), ar)
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, w, ar, err)
-		return
+		return ar, nil, err
 	}
-	p.record(ctx, r, audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
-		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}})
-	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	e := audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
+		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}}
+	if db.InTransaction(ctx) {
+		e.IP, e.UserAgent = clientIP(r), r.UserAgent()
+		if _, err := p.audit.Append(ctx, e); err != nil {
+			return ar, nil, fosite.ErrServerError.WithWrap(err)
+		}
+	} else {
+		p.record(ctx, r, e)
+	}
+	return ar, resp, nil
 }
 
 // checkRefreshScope refuses a refresh that asks for a scope the grant does
