@@ -5,13 +5,13 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -251,18 +251,9 @@ func require(w http.ResponseWriter, a Actor, action Action, t Target) bool {
 // record appends an admin event; it runs inside the change's transaction.
 func (api *API) record(ctx context.Context, r *http.Request, a Actor, action, subject string, details map[string]string) error {
 	_, err := api.Audit.Append(ctx, audit.Event{Actor: a.Name(), Subject: subject, ClientID: a.ClientID,
-		IP: clientIP(r), UserAgent: r.UserAgent(), Action: action, Result: audit.ResultSuccess, Details: details})
+		IP: server.ClientIP(r), UserAgent: r.UserAgent(), Action: action, Result: audit.ResultSuccess, Details: details})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil
-}
-
-// clientIP is the peer address; the server sits behind no proxy it trusts.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

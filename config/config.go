@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -78,6 +79,10 @@ type Config struct {
 	SelfRegistration bool
 	OTPSendInterval  time.Duration
 	OTPDailyLimit    int
+
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed; empty trusts no one.
+	TrustedProxies []netip.Prefix
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -242,6 +247,40 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.OTPSendInterval }, time.Second)},
 	{Key: "otp_daily_limit", Default: "10", Usage: "most one-time messages to one phone number or address per day",
 		set: intSetting(func(c *Config) *int { return &c.OTPDailyLimit }, 1, 1000)},
+	{Key: "trusted_proxies", Default: "", Usage: "comma-separated CIDRs or IPs of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (empty: trust no one, the client is the TCP peer)",
+		set: trustedProxies},
+}
+
+// trustedProxies parses a comma-separated list of CIDRs or single addresses.
+func trustedProxies(c *Config, v string) error {
+	var prefixes []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := parsePrefix(f)
+		if err != nil || !p.IsValid() {
+			return fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or an IP address", f)
+		}
+		prefixes = append(prefixes, p)
+	}
+	c.TrustedProxies = prefixes
+	return nil
+}
+
+// parsePrefix reads a CIDR or a lone address, which stands for itself alone.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {

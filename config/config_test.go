@@ -107,6 +107,7 @@ func TestInvalidSettingsNameTheKey(t *testing.T) {
 		{"unknown file key", []string{"--config", badFile}, nil, `unknown key "adr"`},
 		{"broken yaml", []string{"--config", brokenFile}, nil, "broken.yaml"},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
+		{"bad trusted proxy", nil, map[string]string{"SSO_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "SSO_TRUSTED_PROXIES"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,5 +148,32 @@ func TestREADMEDocumentsEveryOption(t *testing.T) {
 		if !strings.Contains(readme, "`"+o.Env()+"`") {
 			t.Errorf("README does not document %s", o.Env())
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        []string
+	}{
+		{"empty trusts no one", "", nil},
+		{"cidr", "10.0.0.0/8", []string{"10.0.0.0/8"}},
+		{"lone addresses", "127.0.0.1, ::1", []string{"127.0.0.1/32", "::1/128"}},
+		{"host bits are masked", "192.168.1.7/24,,", []string{"192.168.1.0/24"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, nil, map[string]string{"SSO_TRUSTED_PROXIES": tc.value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range c.TrustedProxies {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -355,7 +355,7 @@ func (p *Provider) issueTokens(ctx context.Context, r *http.Request) (fosite.Acc
 	e := audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
 		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}}
 	if db.InTransaction(ctx) {
-		e.IP, e.UserAgent = clientIP(r), r.UserAgent()
+		e.IP, e.UserAgent = server.ClientIP(r), r.UserAgent()
 		if _, err := p.audit.Append(ctx, e); err != nil {
 			return ar, nil, fosite.ErrServerError.WithWrap(err)
 		}
@@ -497,16 +497,8 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 // record writes an audit event with the request's address and agent; a
 // failed write is logged, since the response has already been decided.
 func (p *Provider) record(ctx context.Context, r *http.Request, e audit.Event) {
-	e.IP, e.UserAgent = clientIP(r), r.UserAgent()
+	e.IP, e.UserAgent = server.ClientIP(r), r.UserAgent()
 	if _, err := p.audit.Append(ctx, e); err != nil {
 		p.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "err", err)
 	}
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = strings.Trim(host[:i], "[]")
-	}
-	return host
 }

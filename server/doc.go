@@ -1,7 +1,7 @@
 // Package server is the HTTP plumbing every handler of sso runs behind:
-// structured logging with request IDs, the middleware chain (panic recovery,
-// request IDs, security headers, body limits, access log, Prometheus
-// metrics), the health endpoints, the JSON response helpers and a server
+// structured logging with request IDs, the middleware chain (client
+// addresses behind trusted proxies, panic recovery, request IDs, security
+// headers, body limits, access log, Prometheus metrics), the health endpoints, the JSON response helpers and a server
 // that shuts down gracefully.
 //
 // The package knows no domain (users, OAuth, audit …): handlers are built

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"runtime/debug"
 	"time"
@@ -27,11 +28,14 @@ type Options struct {
 	Metrics *Metrics
 	// MaxBodyBytes limits request bodies; 0 or less means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (see ClientIP); empty trusts no one.
+	TrustedProxies []netip.Prefix
 }
 
 // Wrap returns h behind the middleware every request goes through, from the
-// outermost: panic recovery, request ID, security headers, body limit,
-// access log and metrics.
+// outermost: client address (trusted proxies), panic recovery, request ID,
+// security headers, body limit, access log and metrics.
 //
 // The route label of the access log and metrics is the pattern of the
 // http.ServeMux route that served the request. The mux sets it on the
@@ -51,7 +55,8 @@ func Wrap(h http.Handler, o Options) http.Handler {
 	h = limitBody(h, limit)
 	h = securityHeaders(h)
 	h = requestID(h)
-	return recoverPanics(h, logger)
+	h = recoverPanics(h, logger)
+	return trustProxies(h, o.TrustedProxies)
 }
 
 // recoverPanics turns a panicking handler into a 500 answer and a logged
@@ -121,16 +126,15 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // setSecurityHeaders sets the security headers of every response.
 // Strict-Transport-Security is only sent over TLS, as RFC 6797 requires;
-// behind a TLS-terminating proxy r.TLS is nil, and recognising the proxy's
-// X-Forwarded-Proto is left to the trusted-proxy middleware, which must not
-// believe that header from just anyone.
+// behind a TLS-terminating proxy r.TLS is nil, so a trusted proxy's
+// X-Forwarded-Proto: https counts too (never anyone else's).
 func setSecurityHeaders(h http.Header, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	if r.TLS != nil {
+	if r.TLS != nil || forwardedHTTPS(r) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 }
@@ -178,7 +182,7 @@ func observe(next http.Handler, logger *slog.Logger, m *Metrics) http.Handler {
 				slog.Int("status", code),
 				slog.Int64("bytes", rec.bytes),
 				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-				slog.String("remote_addr", r.RemoteAddr),
+				slog.String("remote_addr", ClientIP(r)),
 			)
 			if m != nil {
 				m.observe(route, r.Method, code, d)

@@ -95,7 +95,7 @@ func TestAccessLog(t *testing.T) {
 	access := lines[1]
 	want := map[string]any{
 		"level": "INFO", "msg": "http request", "method": "GET", "path": "/x", "route": "GET /x",
-		"status": float64(http.StatusTeapot), "bytes": float64(5), "remote_addr": "192.0.2.7:4567",
+		"status": float64(http.StatusTeapot), "bytes": float64(5), "remote_addr": "192.0.2.7",
 	}
 	for k, v := range want {
 		if access[k] != v {

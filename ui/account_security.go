@@ -13,6 +13,7 @@ import (
 
 	"github.com/skip2/go-qrcode"
 
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -58,7 +59,7 @@ func (p *Pages) accountSession(w http.ResponseWriter, r *http.Request, path stri
 
 // accountMeta is where an account change came from, for the audit log.
 func accountMeta(r *http.Request) users.RequestMeta {
-	return users.RequestMeta{IP: clientIP(r), UserAgent: r.UserAgent()}
+	return users.RequestMeta{IP: server.ClientIP(r), UserAgent: r.UserAgent()}
 }
 
 // securityPage shows whether two-step verification is on, with the forms

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -146,7 +147,7 @@ func (d *DevicePages) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	approve := r.PostForm.Get("decision") == "approve"
-	if err := d.devices.DecideDevice(r.Context(), typed, approve, s, clientIP(r), r.UserAgent()); err != nil {
+	if err := d.devices.DecideDevice(r.Context(), typed, approve, s, server.ClientIP(r), r.UserAgent()); err != nil {
 		d.lookupFailed(w, r, v, err)
 		return
 	}
@@ -198,7 +199,7 @@ func (d *DevicePages) newView(w http.ResponseWriter, r *http.Request, lang, type
 // notLocked renders the entry step with a lock message, and returns false,
 // when the address has entered too many wrong codes.
 func (d *DevicePages) notLocked(w http.ResponseWriter, r *http.Request, v deviceView) bool {
-	until, err := d.failures.Check(r.Context(), deviceLockoutPrefix+clientIP(r))
+	until, err := d.failures.Check(r.Context(), deviceLockoutPrefix+server.ClientIP(r))
 	if err != nil {
 		d.p.failInternal(w, r, v.Lang, "device lockout check", err)
 		return false
@@ -217,7 +218,7 @@ func (d *DevicePages) lookupFailed(w http.ResponseWriter, r *http.Request, v dev
 		d.p.failInternal(w, r, v.Lang, "device authorization", err)
 		return
 	}
-	until, err := d.failures.Fail(r.Context(), deviceLockoutPrefix+clientIP(r))
+	until, err := d.failures.Fail(r.Context(), deviceLockoutPrefix+server.ClientIP(r))
 	if err != nil {
 		d.p.failInternal(w, r, v.Lang, "device lockout count", err)
 		return

@@ -2,13 +2,13 @@ package ui
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -76,7 +76,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Identifier = identifier
 
-	meta := users.RequestMeta{IP: clientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(returnTo).Get("client_id")}
+	meta := users.RequestMeta{IP: server.ClientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(returnTo).Get("client_id")}
 	u, err := p.auth.PasswordLogin(r.Context(), identifier, password, meta)
 	if err != nil {
 		p.loginFailed(w, r, v, err)
@@ -155,14 +155,4 @@ func (p *Pages) startSession(w http.ResponseWriter, r *http.Request, u *users.Us
 	p.setSessionCookie(w, token)
 	p.newCSRFToken(w)
 	seeOther(w, returnTo)
-}
-
-// clientIP is the address the request came from, without its port. The
-// server's middleware is responsible for trusted proxies.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -168,7 +169,7 @@ func (p *Pages) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		p.renderMFA(w, r, http.StatusBadRequest, lang, ch, "mfa.missing")
 		return
 	}
-	meta := users.RequestMeta{IP: clientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(ch.ReturnTo).Get("client_id")}
+	meta := users.RequestMeta{IP: server.ClientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(ch.ReturnTo).Get("client_id")}
 	_, err = p.totp.Verify(r.Context(), ch.UserID, code, meta)
 	switch {
 	case err == nil:

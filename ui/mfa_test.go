@@ -496,17 +496,22 @@ func TestSecondFactorPostsNeedCSRF(t *testing.T) {
 func TestSecondFactorPagesCarryCSPAndNoStore(t *testing.T) {
 	m := newMFAFixture(t)
 	sess := m.session()
-	pages := map[string]func() *http.Response{
-		"set-up":   func() *http.Response { r, _ := m.get(totpPath, sess); return r },
-		"security": func() *http.Response { r, _ := m.get(securityPath, sess); return r },
-		"code": func() *http.Response {
+	// In this order: the code page turns two-step verification on, after
+	// which the set-up page would show something else.
+	pages := []struct {
+		name string
+		get  func() *http.Response
+	}{
+		{"set-up", func() *http.Response { r, _ := m.get(totpPath, sess); return r }},
+		{"security", func() *http.Response { r, _ := m.get(securityPath, sess); return r }},
+		{"code", func() *http.Response {
 			m.enable()
 			r, _ := m.get(mfaPath, m.signInWithPassword("/"))
 			return r
-		},
+		}},
 	}
-	for name, get := range pages {
-		resp := get()
+	for _, pg := range pages {
+		name, resp := pg.name, pg.get()
 		csp := resp.Header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "img-src 'self' data:") || strings.Contains(csp, "script-src") {
 			t.Errorf("%s: CSP %q", name, csp)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
 
@@ -171,7 +172,7 @@ func passkeyToken(r *http.Request, name string) string {
 }
 
 func requestMeta(r *http.Request, returnTo string) users.RequestMeta {
-	return users.RequestMeta{IP: clientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(returnTo).Get("client_id")}
+	return users.RequestMeta{IP: server.ClientIP(r), UserAgent: r.UserAgent(), ClientID: returnQuery(returnTo).Get("client_id")}
 }
 
 // freshSession is the browser's session if it signed in recently enough

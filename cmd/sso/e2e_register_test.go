@@ -8,55 +8,18 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/govsso/sso/db"
 )
-
-// startServerWithLog is startServer that also returns the server's log output.
-func startServerWithLog(t *testing.T, te testEnv) (string, *syncBuffer) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	te["SSO_ADDR"] = addr
-	te["SSO_ISSUER"] = "http://" + addr
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	out := &syncBuffer{}
-	go func() {
-		done <- run(ctx, []string{"serve"}, env{stdin: strings.NewReader(""), stdout: out, stderr: out, getenv: func(k string) string { return te[k] }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	base := "http://" + addr
-	for i := 0; i < 200; i++ {
-		if resp, err := http.Get(base + "/healthz/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base, out
-			}
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("server not ready: %s", out.String())
-	return "", nil
-}
 
 // loggedCode finds the code the log sender wrote for phone.
 func loggedCode(t *testing.T, log *syncBuffer, phone string) string {
@@ -105,8 +68,9 @@ func testRegister(t *testing.T, dialect db.Dialect) {
 		"action": {"create"}, "code": {code}, "username": {username}, "display_name": {"E2E Citizen"}, "password": {password},
 	})
 	page = body(t, resp)
-	if resp.Request.URL.Path != "/" || strings.Contains(page, `name="code"`) {
-		t.Fatalf("registration did not finish at / (%d at %s): %.500s", resp.StatusCode, resp.Request.URL, page)
+	// It returns to /, which sends a signed-in person to the account centre.
+	if resp.Request.URL.Path != "/account" || strings.Contains(page, `name="code"`) {
+		t.Fatalf("registration did not finish at /account (%d at %s): %.500s", resp.StatusCode, resp.Request.URL, page)
 	}
 
 	svc := newRP(t, issuer, "svc", secret, oidc.ScopeOpenID, "profile", "phone")

@@ -37,6 +37,14 @@ type rp struct {
 // startServer runs `sso serve` on a free loopback port whose URL is the issuer.
 func startServer(t *testing.T, te testEnv) string {
 	t.Helper()
+	base, _ := startServerWithLog(t, te)
+	return base
+}
+
+// startServerWithLog starts the server as startServer does and also returns
+// what it logs.
+func startServerWithLog(t *testing.T, te testEnv) (string, *syncBuffer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,9 +55,9 @@ func startServer(t *testing.T, te testEnv) string {
 	te["SSO_ISSUER"] = "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	var out syncBuffer
+	out := &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"serve"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &out, getenv: func(k string) string { return te[k] }})
+		done <- run(ctx, []string{"serve"}, env{stdin: strings.NewReader(""), stdout: out, stderr: out, getenv: func(k string) string { return te[k] }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -57,17 +65,16 @@ func startServer(t *testing.T, te testEnv) string {
 	})
 	base := "http://" + addr
 	for i := 0; i < 200; i++ {
-		resp, err := http.Get(base + "/healthz/ready")
-		if err == nil {
+		if resp, err := http.Get(base + "/healthz/ready"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
+			if resp.StatusCode == http.StatusOK {
+				return base, out
 			}
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Fatalf("server not ready: %s", out.String())
-	return ""
+	return "", nil
 }
 
 // browser is a cookie-keeping HTTP client that stops at the relying party's
