@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/govsso/sso/certs"
+	"github.com/govsso/sso/oauth"
 )
 
 // certService builds the SM2 certificate authority over the app's database.
@@ -16,14 +18,29 @@ func certService(a *app) (*certs.Service, error) {
 	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log})
 }
 
-// registerCerts serves the CRL and the verification endpoint.
-func registerCerts(mux *http.ServeMux, a *app) error {
+// registerCerts serves the CRL, the verification endpoint and the licence
+// API, whose department clients authenticate with the provider's tokens.
+func registerCerts(mux *http.ServeMux, a *app, provider *oauth.Provider) error {
 	s, err := certService(a)
 	if err != nil {
 		return err
 	}
 	s.Register(mux)
+	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider)}).Register(mux)
 	return nil
+}
+
+// bearerClient reads the request's Bearer access token and says which
+// client holds it and with which scopes.
+func bearerClient(provider *oauth.Provider) func(r *http.Request) (string, []string, error) {
+	return func(r *http.Request) (string, []string, error) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return "", nil, errors.New("no bearer token")
+		}
+		clientID, _, scopes, err := provider.IntrospectAccessToken(r.Context(), strings.TrimSpace(token))
+		return clientID, scopes, err
+	}
 }
 
 func runCertsInit(ctx context.Context, e env, args []string) error {
