@@ -45,12 +45,12 @@ func parseTemplates() (templates, error) {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	t := templates{}
-	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing} {
+	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing, pageAccount} {
 		clone, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout: %w", err)
 		}
-		if t[name], err = clone.ParseFS(templateFS, "templates/"+name); err != nil {
+		if t[name], err = clone.ParseFS(templateFS, append([]string{"templates/" + name}, pageParts[name]...)...); err != nil {
 			return nil, fmt.Errorf("parse %s: %w", name, err)
 		}
 	}
@@ -84,6 +84,7 @@ type view struct {
 	Account accountForm // registration and password reset pages
 	Verify  verifyForm  // identity verification page
 	Acting  actingForm  // acting-for page
+	Centre  *centreView // account centre
 }
 
 // T returns the catalogue text for key in the page's language, with args

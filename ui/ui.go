@@ -78,6 +78,8 @@ type Config struct {
 	StepUp SessionStepUp
 	// Acting lets agents of enterprises act for them; nil turns it off.
 	Acting ActingFor
+	// Account shows the account centre at /account; nil turns it off.
+	Account AccountCentre
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
 	// SecureCookies marks cookies Secure and expects https Origins. It is
@@ -101,6 +103,7 @@ type Pages struct {
 	verify   IdentityVerification
 	stepUp   SessionStepUp
 	acting   ActingFor
+	account  AccountCentre
 
 	tmpl     templates
 	cssURL   string
@@ -141,7 +144,7 @@ func New(c Config) (*Pages, error) {
 	return &Pages{
 		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
 		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
-		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting,
+		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting, account: c.Account,
 		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
 	}, nil
 }
@@ -166,6 +169,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	}
 	p.registerVerify(mux)
 	p.registerActing(mux)
+	p.registerAccount(mux)
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

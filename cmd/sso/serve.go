@@ -57,9 +57,10 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	handler := server.Wrap(mux, server.Options{
-		Logger:       a.log,
-		Metrics:      metrics,
-		MaxBodyBytes: cfg.HTTPMaxBodyBytes,
+		Logger:         a.log,
+		Metrics:        metrics,
+		MaxBodyBytes:   cfg.HTTPMaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	srv := server.NewHTTPServer(handler, server.Timeouts{
 		ReadHeader: cfg.HTTPReadHeaderTimeout,
@@ -131,6 +132,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		Verify:        verify,
 		StepUp:        a.sessions,
 		Acting:        actingFor{users.NewEnterprises(a.db, a.users), a.sessions, a.audit},
+		Account:       accountCentre{a.users, a.sessions, a.oauth, provider, a.audit},
 		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
 		Sessions:      a.sessions,
 		Clients:       clientInfo{a.oauth},
@@ -158,7 +160,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	devicePages.Register(mux)
 	provider.Register(mux)
 	adminAPI(a, provider, pages).Register(mux)
-	if err := registerCerts(mux, a); err != nil {
+	if err := registerCerts(mux, a, provider); err != nil {
 		return nil, err
 	}
 	go provider.RunLogoutDeliveries(ctx)
@@ -179,6 +181,79 @@ func (c clientInfo) ClientInfo(ctx context.Context, id string) (ui.ClientInfo, e
 		return ui.ClientInfo{}, err
 	}
 	return ui.ClientInfo{ID: cl.ID, Name: cl.Name, FirstParty: cl.FirstParty}, nil
+}
+
+// accountCentre gives the account centre its data without ui importing
+// oauth or audit.
+type accountCentre struct {
+	users    *users.SQLStore
+	sessions *users.Sessions
+	store    *oauth.SQLStore
+	provider *oauth.Provider
+	audit    *audit.Log
+}
+
+// activityWindow is how far back the account centre looks for activity.
+const activityWindow = 90 * 24 * time.Hour
+
+func (c accountCentre) Profile(ctx context.Context, userID string) (*users.User, error) {
+	return c.users.Get(ctx, userID)
+}
+
+func (c accountCentre) ListSessions(ctx context.Context, userID string) ([]*users.Session, error) {
+	return c.sessions.ListForUser(ctx, userID)
+}
+
+// AuthorisedApps names each consented client; a client deleted since is
+// shown by its id, so the person can still revoke what remains.
+func (c accountCentre) AuthorisedApps(ctx context.Context, userID string) ([]ui.AuthorisedApp, error) {
+	consents, err := c.store.ListConsents(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	apps := make([]ui.AuthorisedApp, len(consents))
+	for i, cs := range consents {
+		apps[i] = ui.AuthorisedApp{ClientID: cs.ClientID, Name: cs.ClientID, Scopes: cs.Scopes, GrantedAt: cs.GrantedAt}
+		cl, err := c.store.GetClient(ctx, cs.ClientID)
+		switch {
+		case err == nil:
+			apps[i].Name = cl.Name
+		case !errors.Is(err, db.ErrNotFound):
+			return nil, err
+		}
+	}
+	return apps, nil
+}
+
+func (c accountCentre) RevokeApp(ctx context.Context, userID, clientID string, m users.RequestMeta) error {
+	return c.provider.RevokeClientAccess(ctx, userID, clientID, m.IP, m.UserAgent)
+}
+
+// RecentActivity pages through the person's events of the last 90 days,
+// which the log lists oldest first, and keeps the newest n.
+func (c accountCentre) RecentActivity(ctx context.Context, userID string, n int) ([]ui.Activity, error) {
+	f := audit.Filter{Subject: userID, Since: time.Now().Add(-activityWindow).UTC(), Limit: audit.MaxListLimit}
+	var last []audit.Event
+	for {
+		page, err := c.audit.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		last = append(last, page...)
+		if len(last) > n {
+			last = append([]audit.Event(nil), last[len(last)-n:]...)
+		}
+		if len(page) < audit.MaxListLimit {
+			break
+		}
+		f.AfterSeq = page[len(page)-1].Seq
+	}
+	out := make([]ui.Activity, 0, len(last))
+	for i := len(last) - 1; i >= 0; i-- {
+		e := last[i]
+		out = append(out, ui.Activity{At: e.OccurredAt, Action: e.Action, Result: e.Result, IP: e.IP})
+	}
+	return out, nil
 }
 
 // deviceAuthorizations lets the device page find and decide device
