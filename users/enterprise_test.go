@@ -203,7 +203,11 @@ func TestAssuranceLevels(t *testing.T) {
 			}
 		}
 		var ve *ValidationError
-		if _, err := a.VerifyIdentity(ctx, u.ID, "张三", id[:17]+"0"); !errors.As(err, &ve) && id[17] != '0' {
+		wrongCheck := "0"
+		if id[17] == '0' {
+			wrongCheck = "1"
+		}
+		if _, err := a.VerifyIdentity(ctx, u.ID, "张三", id[:17]+wrongCheck); !errors.As(err, &ve) {
 			t.Errorf("bad check character reached the verifier: %v", err)
 		}
 		got, err := a.VerifyIdentity(ctx, u.ID, "张三", id)
