@@ -12,6 +12,7 @@ import (
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
 	"github.com/govsso/sso/kek"
+	"github.com/govsso/sso/users"
 )
 
 // randomDigits returns n random decimal digits.
@@ -275,7 +276,13 @@ func TestIssueLicenceRejectsBadInput(t *testing.T) {
 			edit func(*IssueLicenceRequest)
 		}{
 			{"holder ID check", func(r *IssueLicenceRequest) { r.HolderIDNumber = r.HolderIDNumber[:17] + flip(r.HolderIDNumber[17]) }},
-			{"holder ID as credit code", func(r *IssueLicenceRequest) { r.HolderIDType = HolderCreditCode }},
+			{"holder ID as credit code", func(r *IssueLicenceRequest) {
+				r.HolderIDType = HolderCreditCode
+				// About one random ID number in 31 is also a valid credit code.
+				for _, err := users.NormalizeCreditCode(r.HolderIDNumber); err == nil; _, err = users.NormalizeCreditCode(r.HolderIDNumber) {
+					r.HolderIDNumber = testIDNumber(t)
+				}
+			}},
 			{"holder ID type", func(r *IssueLicenceRequest) { r.HolderIDType = "passport" }},
 			{"issuer credit code", func(r *IssueLicenceRequest) { r.IssuerCreditCode = "not a code" }},
 			{"unknown type", func(r *IssueLicenceRequest) { r.TypeCode = testCreditCode(t) + "001" }},
