@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -37,7 +38,11 @@ var ErrMalformedHash = errors.New("stored password hash is malformed")
 // string format $argon2id$v=19$m=…,t=…,p=…$salt$hash.
 type PasswordHasher struct {
 	params Argon2Params
-	dummy  string // a hash of nothing, verified when the account does not exist
+	// dummy is a hash of nothing, verified when the account does not exist.
+	// It is made on first use: hashing at start-up would cost every start
+	// tens of milliseconds and leave 19 MiB of freed memory in the RSS.
+	dummy     string
+	dummyOnce sync.Once
 	// slots bounds how many hashes run at once: each takes MemoryKiB of
 	// memory, so a burst of sign-ins must queue rather than exhaust RAM,
 	// and more hashes than cores only slow each other down.
@@ -47,7 +52,6 @@ type PasswordHasher struct {
 // NewPasswordHasher returns a hasher using p for new hashes.
 func NewPasswordHasher(p Argon2Params) *PasswordHasher {
 	h := &PasswordHasher{params: p, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	h.dummy, _ = h.Hash("dummy password for unknown accounts")
 	return h
 }
 
@@ -86,6 +90,7 @@ func (h *PasswordHasher) Verify(password, phc string) (ok, needsRehash bool, err
 // DummyVerify spends the work of one verification, so that a login for an
 // account that does not exist takes as long as one for an account that does.
 func (h *PasswordHasher) DummyVerify(password string) {
+	h.dummyOnce.Do(func() { h.dummy, _ = h.Hash("dummy password for unknown accounts") })
 	_, _, _ = h.Verify(password, h.dummy)
 }
 
