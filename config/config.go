@@ -79,6 +79,7 @@ type Config struct {
 	SelfRegistration bool
 	OTPSendInterval  time.Duration
 	OTPDailyLimit    int
+	OTPIPHourlyLimit int
 
 	// TrustedProxies are the peers whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed; empty trusts no one.
@@ -247,6 +248,8 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.OTPSendInterval }, time.Second)},
 	{Key: "otp_daily_limit", Default: "10", Usage: "most one-time messages to one phone number or address per day",
 		set: intSetting(func(c *Config) *int { return &c.OTPDailyLimit }, 1, 1000)},
+	{Key: "otp_ip_hourly_limit", Default: "30", Usage: "most one-time messages asked for from one client address per hour, to any destinations",
+		set: intSetting(func(c *Config) *int { return &c.OTPIPHourlyLimit }, 1, 100000)},
 	{Key: "trusted_proxies", Default: "", Usage: "comma-separated CIDRs or IPs of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (empty: trust no one, the client is the TCP peer)",
 		set: trustedProxies},
 }

@@ -79,7 +79,7 @@ func newDeviceFixture(t *testing.T) *deviceFixture {
 	devices := &fakeDevices{pending: map[string]DeviceRequest{
 		normalizeCode(testUserCode): {UserCode: testUserCode, ClientName: testClientName, Scopes: []string{"openid", "profile"}},
 	}}
-	lockout := users.NewLockout(dbtest.Open(t, db.SQLite), users.LockoutPolicy{MaxFailures: 10})
+	lockout := users.NewLockout(dbtest.Open(t, db.SQLite), users.LockoutPolicy{MaxFailures: 10, FreeFailures: 10})
 	d, err := NewDevicePages(f.pages, devices, lockout)
 	if err != nil {
 		t.Fatal(err)

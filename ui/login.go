@@ -112,7 +112,11 @@ func (p *Pages) loginFailed(w http.ResponseWriter, r *http.Request, v view, err 
 		v.Message = msg(v.Lang, "login.invalid")
 		p.render(w, http.StatusUnauthorized, pageLogin, v)
 	case errors.As(err, &locked) && !locked.Until.IsZero():
-		v.Message = v.T("login.locked_until", unlockTime(locked.Until, time.Now()))
+		key := "login.locked_until"
+		if locked.Delay {
+			key = "login.wait_until"
+		}
+		v.Message = v.T(key, unlockTime(locked.Until, time.Now()))
 		if wait := time.Until(locked.Until); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		}
@@ -128,10 +132,14 @@ func (p *Pages) loginFailed(w http.ResponseWriter, r *http.Request, v view, err 
 	}
 }
 
-// unlockTime formats when a lock ends in China time: the clock time if
-// that is today, else the date as well.
+// unlockTime formats when a lock ends in China time: the clock time to
+// the second if that is within minutes, the clock time if that is today,
+// else the date as well.
 func unlockTime(until, now time.Time) string {
 	until, now = until.In(chinaTime), now.In(chinaTime)
+	if until.Sub(now) < 5*time.Minute {
+		return until.Format("15:04:05")
+	}
 	if until.YearDay() == now.YearDay() && until.Year() == now.Year() {
 		return until.Format("15:04")
 	}

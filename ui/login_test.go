@@ -244,6 +244,8 @@ func TestLoginRefusals(t *testing.T) {
 	}{
 		{"locked with time", fmt.Errorf("lock: %w", &users.LockedError{Until: until}), http.StatusTooManyRequests,
 			"请在 " + unlockTime(until, time.Now()) + " 之后重试，或联系服务中心"},
+		{"growing delay", &users.LockedError{Until: until.Add(-9*time.Minute - 50*time.Second), Delay: true}, http.StatusTooManyRequests,
+			"尝试次数过多，请在 " + unlockTime(until.Add(-9*time.Minute-50*time.Second), time.Now()) + " 之后再试"},
 		{"locked without time", users.ErrLocked, http.StatusTooManyRequests, "请稍后重试，或联系服务中心"},
 		{"disabled", fmt.Errorf("x: %w", users.ErrAccountDisabled), http.StatusForbidden, "该账号已停用，请联系服务中心"},
 		{"store down", fmt.Errorf("db: connection refused"), http.StatusInternalServerError, "服务暂时不可用"},
@@ -317,6 +319,7 @@ func TestUnlockTime(t *testing.T) {
 		until time.Time
 		want  string
 	}{
+		{now.Add(8 * time.Second), "09:00:08"},
 		{now.Add(15 * time.Minute), "09:15"},
 		{now.Add(15 * time.Hour), "2025-03-02 00:00"},
 	}

@@ -221,6 +221,11 @@ func (p *Pages) codeSent(w http.ResponseWriter, r *http.Request, page string, v 
 		v.Message = msg(v.Lang, "account.rate_limited")
 		w.Header().Set("Retry-After", "60")
 		p.render(w, http.StatusTooManyRequests, page, v)
+	case errors.Is(err, users.ErrOTPAddressLimited):
+		v.Account.Step = stepPhone
+		v.Message = msg(v.Lang, "account.address_limited")
+		w.Header().Set("Retry-After", "600")
+		p.render(w, http.StatusTooManyRequests, page, v)
 	default:
 		p.log.Error("ui: send one-time code", "err", err)
 		v.Account.Step = stepPhone

@@ -330,6 +330,26 @@ func TestRegisterCodeAttemptsAndRateLimit(t *testing.T) {
 	}
 }
 
+func TestRegisterCodesPerAddressLimit(t *testing.T) {
+	f := newAccountFixture(t, true)
+	for i := 0; i < users.DefaultOTPHourlyLimitPerIP; i++ {
+		if resp, body := f.post("/register", url.Values{"action": {"send"}, "phone": {randomPhone()}}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("send %d: status %d\n%s", i+1, resp.StatusCode, visibleText(body))
+		}
+	}
+	resp, body := f.post("/register?lang=en", url.Values{"action": {"send"}, "phone": {randomPhone()}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(visibleText(body), "Too many codes were asked for from your network") {
+		t.Fatalf("send over the address limit: %d, Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), visibleText(body))
+	}
+	if !strings.Contains(body, `name="phone"`) {
+		t.Error("the page does not ask for the number again")
+	}
+	if n := f.sms.count(); n != users.DefaultOTPHourlyLimitPerIP {
+		t.Errorf("%d messages sent, want %d", n, users.DefaultOTPHourlyLimitPerIP)
+	}
+}
+
 func TestRegisterClosed(t *testing.T) {
 	f := newAccountFixture(t, false)
 	resp, body := f.get("/register?lang=en")

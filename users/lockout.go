@@ -8,13 +8,21 @@ import (
 )
 
 // LockoutPolicy is how many failed sign-ins a key may have within Window
-// before it is locked for LockFor. Client addresses get a higher limit
-// because many people may share one (a government office behind NAT).
+// before it is locked for LockFor, and how the wait between attempts grows
+// before that: after FreeFailures, each failure makes the key wait BaseDelay,
+// doubled for every further failure, up to MaxDelay. Client addresses get
+// higher numbers because many people may share one (a government office
+// behind NAT).
 type LockoutPolicy struct {
 	MaxFailures      int           // per account; default 5
 	Window           time.Duration // failures older than this are forgotten; default 15m
 	LockFor          time.Duration // default 15m
 	MaxFailuresPerIP int           // per client address; default 50
+
+	FreeFailures      int           // per account, before delays start; default 2
+	FreeFailuresPerIP int           // per client address; default 10
+	BaseDelay         time.Duration // default 1s
+	MaxDelay          time.Duration // default 30s
 }
 
 // Default lockout policy.
@@ -23,12 +31,18 @@ const (
 	DefaultFailureWindow    = 15 * time.Minute
 	DefaultLockFor          = 15 * time.Minute
 	DefaultMaxFailuresPerIP = 50
+
+	DefaultFreeFailures      = 2
+	DefaultFreeFailuresPerIP = 10
+	DefaultBaseDelay         = time.Second
+	DefaultMaxDelay          = 30 * time.Second
 )
 
 // Key prefixes of login_failures rows.
 const (
 	accountKeyPrefix = "account:"
 	ipKeyPrefix      = "ip:"
+	unknownKeyPrefix = "name:"
 )
 
 // AccountKey is the lockout key of an account.
@@ -60,6 +74,18 @@ func NewLockout(d *db.DB, p LockoutPolicy) *Lockout {
 	if p.MaxFailuresPerIP <= 0 {
 		p.MaxFailuresPerIP = DefaultMaxFailuresPerIP
 	}
+	if p.FreeFailures <= 0 {
+		p.FreeFailures = DefaultFreeFailures
+	}
+	if p.FreeFailuresPerIP <= 0 {
+		p.FreeFailuresPerIP = DefaultFreeFailuresPerIP
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = DefaultBaseDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = DefaultMaxDelay
+	}
 	return &Lockout{d: d, policy: p, now: time.Now}
 }
 
@@ -68,6 +94,26 @@ type failureState struct {
 	failures    int
 	windowStart time.Time
 	lockedUntil time.Time // zero when not locked
+	retryAfter  time.Time // end of the growing delay; zero when none
+}
+
+// Refusal says until when attempts on a key are refused, and why: a lock
+// (Locked) or the growing delay between failures. The zero Refusal lets
+// the attempt through.
+type Refusal struct {
+	Until  time.Time
+	Locked bool
+}
+
+// refusal is what st means for an attempt at now.
+func (st failureState) refusal(now time.Time) Refusal {
+	switch {
+	case now.Before(st.lockedUntil):
+		return Refusal{Until: st.lockedUntil, Locked: true}
+	case now.Before(st.retryAfter):
+		return Refusal{Until: st.retryAfter}
+	}
+	return Refusal{}
 }
 
 // limit is the number of failures that locks key.
@@ -76,6 +122,22 @@ func (l *Lockout) limit(key string) int {
 		return l.policy.MaxFailuresPerIP
 	}
 	return l.policy.MaxFailures
+}
+
+// delay is how long key must wait after its failures-th failure.
+func (l *Lockout) delay(key string, failures int) time.Duration {
+	free := l.policy.FreeFailures
+	if strings.HasPrefix(key, ipKeyPrefix) {
+		free = l.policy.FreeFailuresPerIP
+	}
+	if failures <= free {
+		return 0
+	}
+	d := l.policy.BaseDelay
+	for i := free + 1; i < failures && d < l.policy.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, l.policy.MaxDelay)
 }
 
 // afterFailure is the state once one more failure is counted at now. A
@@ -90,8 +152,11 @@ func (l *Lockout) afterFailure(st failureState, key string, now time.Time) failu
 		st = failureState{windowStart: now}
 	}
 	st.failures++
+	st.retryAfter = time.Time{}
 	if st.failures >= l.limit(key) {
 		st.lockedUntil = now.Add(l.policy.LockFor)
+	} else if d := l.delay(key, st.failures); d > 0 {
+		st.retryAfter = now.Add(d)
 	}
 	return st
 }

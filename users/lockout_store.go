@@ -10,19 +10,25 @@ import (
 	"github.com/govsso/sso/db"
 )
 
-// Check returns when key's lock ends, or the zero time when key is not locked.
+// Check returns until when attempts on key are refused — by a lock or by
+// the growing delay after recent failures — or the zero time when the next
+// attempt may be checked.
 func (l *Lockout) Check(ctx context.Context, key string) (time.Time, error) {
-	var until sql.NullTime
-	err := l.d.Err(l.d.QueryRow(ctx, `SELECT locked_until FROM login_failures WHERE key = ?`, key).Scan(&until))
+	r, err := l.State(ctx, key)
+	return r.Until, err
+}
+
+// State is Check that also says whether the refusal is a lock.
+func (l *Lockout) State(ctx context.Context, key string) (Refusal, error) {
+	var until, retry sql.NullTime
+	err := l.d.Err(l.d.QueryRow(ctx, `SELECT locked_until, retry_after FROM login_failures WHERE key = ?`, key).Scan(&until, &retry))
 	switch {
 	case errors.Is(err, db.ErrNotFound):
-		return time.Time{}, nil
+		return Refusal{}, nil
 	case err != nil:
-		return time.Time{}, fmt.Errorf("lockout %s: %w", key, err)
-	case until.Valid && l.clock().Before(until.Time):
-		return until.Time.UTC(), nil
+		return Refusal{}, fmt.Errorf("lockout %s: %w", key, err)
 	}
-	return time.Time{}, nil
+	return failureState{lockedUntil: until.Time.UTC(), retryAfter: retry.Time.UTC()}.refusal(l.clock()), nil
 }
 
 // Fail counts one failed sign-in for key and returns when key's lock ends,
@@ -37,19 +43,16 @@ func (l *Lockout) Fail(ctx context.Context, key string) (time.Time, error) {
 			ON CONFLICT (key) DO NOTHING`, key, now); err != nil {
 			return err
 		}
-		var until sql.NullTime
-		err := l.d.Err(l.d.QueryRow(ctx, `SELECT failures, window_start, locked_until FROM login_failures WHERE key = ?`+l.d.ForUpdate(), key).
-			Scan(&st.failures, &st.windowStart, &until))
+		var until, retry sql.NullTime
+		err := l.d.Err(l.d.QueryRow(ctx, `SELECT failures, window_start, locked_until, retry_after FROM login_failures WHERE key = ?`+l.d.ForUpdate(), key).
+			Scan(&st.failures, &st.windowStart, &until, &retry))
 		if err != nil {
 			return err
 		}
-		st.windowStart = st.windowStart.UTC()
-		if until.Valid {
-			st.lockedUntil = until.Time.UTC()
-		}
+		st.windowStart, st.lockedUntil, st.retryAfter = st.windowStart.UTC(), until.Time.UTC(), retry.Time.UTC()
 		st = l.afterFailure(st, key, now)
-		return l.d.ExecOne(ctx, `UPDATE login_failures SET failures = ?, window_start = ?, locked_until = ? WHERE key = ?`,
-			st.failures, st.windowStart, nullTime(st.lockedUntil), key)
+		return l.d.ExecOne(ctx, `UPDATE login_failures SET failures = ?, window_start = ?, locked_until = ?, retry_after = ? WHERE key = ?`,
+			st.failures, st.windowStart, nullTime(st.lockedUntil), nullTime(st.retryAfter), key)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("lockout %s: count failure: %w", key, err)

@@ -55,8 +55,8 @@ func TestLockoutLocksAtTheLimit(t *testing.T) {
 					t.Fatalf("%s locked after %d failures", tc.key, i)
 				}
 			}
-			if !checkLock(t, l, tc.key).IsZero() {
-				t.Fatalf("%s: Check says locked below the limit", tc.key)
+			if r, err := l.State(context.Background(), tc.key); err != nil || r.Locked {
+				t.Fatalf("%s: State says locked below the limit: %+v, %v", tc.key, r, err)
 			}
 			want := c.t.Add(DefaultLockFor)
 			if until := failN(t, l, tc.key, 1); !until.Equal(want) {
@@ -193,4 +193,48 @@ func TestLockoutPurge(t *testing.T) {
 			t.Fatal("purge lifted a lock")
 		}
 	})
+}
+
+func TestLockoutDelaysGrowUntilTheLock(t *testing.T) {
+	tests := []struct {
+		name  string
+		key   string
+		waits []time.Duration // after each failure; the last failure locks
+	}{
+		{"account", AccountKey("user-1"), []time.Duration{0, 0, time.Second, 2 * time.Second}},
+		{"address", IPKey("192.0.2.1"), []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, time.Second, 2 * time.Second, 4 * time.Second,
+			8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+				l, c := newTestLockout(d, LockoutPolicy{MaxFailuresPerIP: 18})
+				for i, want := range tc.waits {
+					failN(t, l, tc.key, 1)
+					r, err := l.State(context.Background(), tc.key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := time.Duration(0)
+					if !r.Until.IsZero() {
+						got = r.Until.Sub(c.t)
+					}
+					if got != want || r.Locked {
+						t.Fatalf("after failure %d: wait %v (locked %v), want %v", i+1, got, r.Locked, want)
+					}
+					c.advance(got)
+					if !checkLock(t, l, tc.key).IsZero() {
+						t.Fatalf("after failure %d: still refused once the wait is over", i+1)
+					}
+				}
+				if r, _ := l.State(context.Background(), tc.key); !r.Until.IsZero() {
+					t.Fatalf("refused before the limit: %+v", r)
+				}
+				failN(t, l, tc.key, 1)
+				if r, _ := l.State(context.Background(), tc.key); !r.Locked || !r.Until.Equal(c.t.Add(DefaultLockFor)) {
+					t.Fatalf("the failure at the limit: %+v, want a lock for %v", r, DefaultLockFor)
+				}
+			})
+		})
+	}
 }

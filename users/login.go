@@ -2,6 +2,8 @@ package users
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,10 +21,18 @@ var (
 	ErrAccountDisabled    = errors.New("account disabled")
 )
 
-// LockedError says until when sign-in is refused; errors.Is(err, ErrLocked) holds.
-type LockedError struct{ Until time.Time }
+// LockedError says until when sign-in is refused; errors.Is(err, ErrLocked)
+// holds. Delay is true when the refusal is the short, growing wait between
+// failed attempts rather than a lock.
+type LockedError struct {
+	Until time.Time
+	Delay bool
+}
 
 func (e *LockedError) Error() string {
+	if e.Delay {
+		return "too many failed attempts; wait until " + e.Until.UTC().Format(time.RFC3339)
+	}
 	return "account locked until " + e.Until.UTC().Format(time.RFC3339)
 }
 
@@ -45,6 +55,7 @@ const (
 	reasonBadPassword    = "bad_password"
 	reasonNoPassword     = "no_password"
 	reasonLocked         = "locked"
+	reasonDelayed        = "delayed"
 	reasonDisabled       = "disabled"
 	reasonTooLong        = "too_long"
 	reasonMalformedHash  = "malformed_hash"
@@ -72,23 +83,25 @@ func NewAuthenticator(store Store, hasher *PasswordHasher, lockout *Lockout, log
 // server fault. Every outcome is written to the audit log; if that write
 // fails, the sign-in fails with the write's error.
 func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password string, m RequestMeta) (*User, error) {
-	if until, err := a.checkLock(ctx, a.ipKey(m)); err != nil || !until.IsZero() {
-		if err != nil {
-			return nil, err
-		}
-		return nil, a.refuse(ctx, m, "", reasonLocked, map[string]string{"lock": "ip"}, &LockedError{Until: until})
+	if err := a.checkLock(ctx, m, "", a.ipKey(m), map[string]string{"lock": "ip"}); err != nil {
+		return nil, err
 	}
 	if len(identifier) > maxIdentifierBytes || len(password) > maxPasswordBytes {
 		return nil, a.refuse(ctx, m, "", reasonTooLong, nil, ErrInvalidCredentials)
 	}
 	u, kind, masked, err := a.find(ctx, identifier)
 	if errors.Is(err, db.ErrNotFound) {
-		a.hasher.DummyVerify(password)
+		// An unknown name is counted, delayed and locked like an account,
+		// so that neither the answers nor their timing tell it apart.
 		details := map[string]string{"identifier_type": kind}
 		if masked != "" {
 			details["identifier"] = masked
 		}
-		return nil, a.refuse(ctx, m, "", reasonUnknownAccount, details, a.countFailure(ctx, a.ipKey(m)))
+		if err := a.checkLock(ctx, m, "", unknownNameKey(identifier), details); err != nil {
+			return nil, err
+		}
+		a.hasher.DummyVerify(password)
+		return nil, a.refuse(ctx, m, "", reasonUnknownAccount, details, a.countFailure(ctx, unknownNameKey(identifier), a.ipKey(m)))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sign-in: %w", err)
@@ -99,12 +112,8 @@ func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password 
 // checkPassword is the sign-in of an account that exists.
 func (a *Authenticator) checkPassword(ctx context.Context, u *User, kind, password string, m RequestMeta) (*User, error) {
 	details := map[string]string{"identifier_type": kind}
-	if until, err := a.checkLock(ctx, AccountKey(u.ID)); err != nil || !until.IsZero() {
-		if err != nil {
-			return nil, err
-		}
-		details["lock"] = "account"
-		return nil, a.refuse(ctx, m, u.ID, reasonLocked, details, &LockedError{Until: until})
+	if err := a.checkLock(ctx, m, u.ID, AccountKey(u.ID), details); err != nil {
+		return nil, err
 	}
 	ok, needsRehash, reason, err := a.verify(u, password)
 	if err != nil {
@@ -191,16 +200,34 @@ func (a *Authenticator) ipKey(m RequestMeta) string {
 	return IPKey(m.IP)
 }
 
-// checkLock is Lockout.Check that ignores the empty key.
-func (a *Authenticator) checkLock(ctx context.Context, key string) (time.Time, error) {
+// checkLock refuses the attempt, audited, while key is locked or must wait
+// after recent failures; the empty key never refuses.
+func (a *Authenticator) checkLock(ctx context.Context, m RequestMeta, subject, key string, details map[string]string) error {
 	if key == "" {
-		return time.Time{}, nil
+		return nil
 	}
-	until, err := a.lockout.Check(ctx, key)
+	r, err := a.lockout.State(ctx, key)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("sign-in: %w", err)
+		return fmt.Errorf("sign-in: %w", err)
 	}
-	return until, nil
+	if r.Until.IsZero() {
+		return nil
+	}
+	reason := reasonLocked
+	if !r.Locked {
+		reason = reasonDelayed
+	}
+	if details["lock"] == "" {
+		details["lock"] = "account"
+	}
+	return a.refuse(ctx, m, subject, reason, details, &LockedError{Until: r.Until, Delay: !r.Locked})
+}
+
+// unknownNameKey is the lockout key of an identifier that names no
+// account: a hash, so that the table never holds what people typed.
+func unknownNameKey(identifier string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(identifier))))
+	return unknownKeyPrefix + hex.EncodeToString(sum[:16])
 }
 
 // countFailure counts a failed sign-in under each non-empty key. It returns

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -118,6 +119,7 @@ func TestFifthWrongPasswordLocksTheAccount(t *testing.T) {
 			if _, err := f.auth.PasswordLogin(ctx, "alice", "wrong password", meta); !errors.Is(err, ErrInvalidCredentials) {
 				t.Fatalf("failure %d: %v", i, err)
 			}
+			f.clock.advance(DefaultMaxDelay) // past the growing delay
 		}
 		_, err := f.auth.PasswordLogin(ctx, u.Phone, "wrong password", meta)
 		var locked *LockedError
@@ -139,18 +141,94 @@ func TestFifthWrongPasswordLocksTheAccount(t *testing.T) {
 			if _, err := f.auth.PasswordLogin(ctx, "alice", "wrong password", meta); !errors.Is(err, ErrInvalidCredentials) {
 				t.Fatalf("failure %d after a success: %v", i, err)
 			}
+			f.clock.advance(DefaultMaxDelay)
 		}
 	})
 }
 
-func TestUnknownAccountsNeverLock(t *testing.T) {
+// An attacker must not learn which names exist from when the answers
+// change: an unknown name is delayed and locked exactly like an account.
+func TestUnknownNamesAreDelayedAndLockedLikeAccounts(t *testing.T) {
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		f := newLoginFixture(t, d, LockoutPolicy{})
-		for i := 0; i < 2*DefaultMaxFailures; i++ {
-			if _, err := f.auth.PasswordLogin(ctx, "nobody", "any password", meta); !errors.Is(err, ErrInvalidCredentials) || errors.Is(err, ErrLocked) {
-				t.Fatalf("attempt %d: %v", i, err)
+		f.addUser(t, "alice")
+		outcome := func(name string) string {
+			_, err := f.auth.PasswordLogin(ctx, name, "wrong password", meta)
+			var locked *LockedError
+			switch {
+			case errors.As(err, &locked) && locked.Delay:
+				return "wait " + locked.Until.Sub(f.clock.t).String()
+			case errors.As(err, &locked):
+				return "locked " + locked.Until.Sub(f.clock.t).String()
+			case errors.Is(err, ErrInvalidCredentials):
+				return "invalid"
 			}
+			return "unexpected: " + err.Error()
+		}
+		// Attempts at once, then after each delay, for both names in step.
+		for i := 0; i < 2*DefaultMaxFailures; i++ {
+			known, unknown := outcome("alice"), outcome("nobody")
+			if known != unknown {
+				t.Fatalf("attempt %d: known account %q, unknown name %q", i, known, unknown)
+			}
+			if i == 3 && known != "wait 1s" {
+				t.Errorf("attempt %d right after the third failure: %q, want a one-second wait", i, known)
+			}
+			if i%2 == 1 {
+				f.clock.advance(DefaultMaxDelay)
+			}
+		}
+		if got := outcome("nobody"); !strings.HasPrefix(got, "locked") {
+			t.Fatalf("unknown name after %d failures: %q, want locked", DefaultMaxFailures, got)
+		}
+	})
+}
+
+// A refused attempt is not checked: the right password during the delay
+// fails, and works once the delay is over.
+func TestGrowingDelayRefusesBeforeChecking(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newLoginFixture(t, d, LockoutPolicy{})
+		u, password := f.addUser(t, "alice")
+		var waits []time.Duration
+		for i := 0; i < DefaultMaxFailures-1; i++ {
+			if _, err := f.auth.PasswordLogin(ctx, "alice", "wrong password", meta); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+			until, err := f.lockout.Check(ctx, AccountKey(u.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waits = append(waits, until.Sub(f.clock.t).Round(time.Second))
+			if !until.IsZero() {
+				_, err := f.auth.PasswordLogin(ctx, "alice", password, meta)
+				var locked *LockedError
+				if !errors.As(err, &locked) || !locked.Delay || !locked.Until.Equal(until) {
+					t.Fatalf("right password during the delay after failure %d: %v", i+1, err)
+				}
+				f.clock.advance(until.Sub(f.clock.t))
+			}
+		}
+		want := []time.Duration{-1, -1, time.Second, 2 * time.Second} // -1: no wait (zero time)
+		for i, w := range want {
+			if (w < 0) != (waits[i] < 0) || (w > 0 && waits[i] != w) {
+				t.Fatalf("waits after each failure %v, want %v", waits, want)
+			}
+		}
+		if got, err := f.auth.PasswordLogin(ctx, "alice", password, meta); err != nil || got.ID != u.ID {
+			t.Fatalf("after the delay: %+v, %v", got, err)
+		}
+		events := f.events(t)
+		var delayed int
+		for _, e := range events {
+			if e.Reason == "delayed" {
+				delayed++
+			}
+		}
+		if delayed != 2 {
+			t.Errorf("%d delayed attempts audited, want 2", delayed)
 		}
 	})
 }
@@ -349,6 +427,7 @@ func TestLockedSignInIsAudited(t *testing.T) {
 		u, password := f.addUser(t, "alice")
 		for i := 0; i < DefaultMaxFailures; i++ {
 			_, _ = f.auth.PasswordLogin(ctx, "alice", "wrong password", meta)
+			f.clock.advance(DefaultMaxDelay)
 		}
 		_, _ = f.auth.PasswordLogin(ctx, "alice", password, meta)
 		events := f.events(t)

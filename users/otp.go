@@ -40,6 +40,13 @@ const (
 	// and nobody can run up the SMS bill by asking again and again.
 	DefaultOTPSendInterval = 60 * time.Second
 	DefaultOTPDailyLimit   = 10
+	// DefaultOTPHourlyLimitPerIP bounds the messages asked for from one
+	// client address, to any destinations: one machine cannot walk through
+	// phone numbers sending codes. A service hall behind one address still
+	// gets one every two minutes.
+	DefaultOTPHourlyLimitPerIP = 30
+	// otpAddressWindow is the window of the per-address limit.
+	otpAddressWindow = time.Hour
 	// otpDay is the window of the daily limit.
 	otpDay = 24 * time.Hour
 	// maxOTPInput bounds a typed code before any work.
@@ -52,6 +59,7 @@ var (
 	ErrOTPTooManyAttempts = errors.New("too many wrong codes; ask for a new one")
 	ErrOTPWrong           = errors.New("wrong code")
 	ErrOTPRateLimited     = errors.New("too many messages to this destination; try again later")
+	ErrOTPAddressLimited  = errors.New("too many messages asked for from this network address; try again later")
 	ErrOTPDestination     = errors.New("destination must be a mainland mobile number or an email address")
 	ErrOTPPurpose         = errors.New("unknown one-time code purpose")
 	ErrOTPNoSender        = errors.New("no sender is configured for this channel")
@@ -69,10 +77,11 @@ const (
 
 // OTPOptions are the limits of one-time codes; zero fields take the defaults.
 type OTPOptions struct {
-	TTL          time.Duration
-	MaxAttempts  int
-	SendInterval time.Duration
-	DailyLimit   int
+	TTL              time.Duration
+	MaxAttempts      int
+	SendInterval     time.Duration
+	DailyLimit       int
+	HourlyLimitPerIP int
 }
 
 // OTPSenders deliver codes by channel; a nil sender turns its channel off.
@@ -107,6 +116,9 @@ func NewOTP(d *db.DB, k *kek.KEK, senders OTPSenders, log *audit.Log, o OTPOptio
 	}
 	if o.DailyLimit <= 0 {
 		o.DailyLimit = DefaultOTPDailyLimit
+	}
+	if o.HourlyLimitPerIP <= 0 {
+		o.HourlyLimitPerIP = DefaultOTPHourlyLimitPerIP
 	}
 	return &OTP{
 		d: d, codeKey: k.Derive("sso users otp code"), indexKey: k.Derive("sso users otp destination"),
@@ -226,16 +238,33 @@ type sendLimit struct {
 	dayCount int
 }
 
-// afterSend is the state once one more message is sent at now, or false
-// when the limits forbid it.
-func (o *OTP) afterSend(l sendLimit, now time.Time) (sendLimit, bool) {
-	if now.Before(l.lastSent.Add(o.opts.SendInterval)) {
+// sendRule is the limit an otp_send_limits row enforces.
+type sendRule struct {
+	interval time.Duration // least time between two messages
+	window   time.Duration // period of limit
+	limit    int
+}
+
+// destinationRule limits the messages to one phone number or address.
+func (o *OTP) destinationRule() sendRule {
+	return sendRule{interval: o.opts.SendInterval, window: otpDay, limit: o.opts.DailyLimit}
+}
+
+// addressRule limits the messages asked for from one client address.
+func (o *OTP) addressRule() sendRule {
+	return sendRule{window: otpAddressWindow, limit: o.opts.HourlyLimitPerIP}
+}
+
+// afterSend is the state once one more message is sent at now under rule,
+// or false when the rule forbids it.
+func afterSend(l sendLimit, rule sendRule, now time.Time) (sendLimit, bool) {
+	if now.Before(l.lastSent.Add(rule.interval)) {
 		return l, false
 	}
-	if !now.Before(l.dayStart.Add(otpDay)) {
+	if !now.Before(l.dayStart.Add(rule.window)) {
 		l.dayStart, l.dayCount = now, 0
 	}
-	if l.dayCount >= o.opts.DailyLimit {
+	if l.dayCount >= rule.limit {
 		return l, false
 	}
 	l.lastSent, l.dayCount = now, l.dayCount+1

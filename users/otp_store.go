@@ -63,18 +63,30 @@ func (o *OTP) Notify(ctx context.Context, destination, text string) error {
 // (if any) and audits, all in one transaction. A refusal is audited too,
 // and then returned.
 func (o *OTP) reserve(ctx context.Context, action string, dest destination, details map[string]string, store func(context.Context, time.Time) error) error {
-	limited := false
+	var limited error
 	err := o.d.InTx(ctx, func(ctx context.Context) error {
 		now := o.clock()
 		if err := o.purge(ctx, now); err != nil {
 			return err
 		}
-		ok, err := o.countSend(ctx, dest, now)
+		// The address first: a machine over its limit must not use up a
+		// destination's allowance either.
+		if ip := requestMetaFrom(ctx).IP; ip != "" {
+			ok, err := o.countSend(ctx, hmacHex(o.indexKey, "ip:"+ip), o.addressRule(), now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				limited = ErrOTPAddressLimited
+				return o.record(ctx, action, audit.ResultFailure, "ip_rate_limited", dest, details)
+			}
+		}
+		ok, err := o.countSend(ctx, dest.index, o.destinationRule(), now)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			limited = true
+			limited = ErrOTPRateLimited
 			return o.record(ctx, action, audit.ResultFailure, "rate_limited", dest, details)
 		}
 		if store != nil {
@@ -87,8 +99,8 @@ func (o *OTP) reserve(ctx context.Context, action string, dest destination, deta
 	if err != nil {
 		return fmt.Errorf("one-time message to %s: %w", dest.masked(), err)
 	}
-	if limited {
-		return fmt.Errorf("one-time message to %s: %w", dest.masked(), ErrOTPRateLimited)
+	if limited != nil {
+		return fmt.Errorf("one-time message to %s: %w", dest.masked(), limited)
 	}
 	return nil
 }
@@ -107,29 +119,30 @@ func (o *OTP) deliver(ctx context.Context, action string, send Sender, dest dest
 	return fmt.Errorf("send to %s: %w", dest.masked(), err)
 }
 
-// countSend applies the send limits of dest at now and, if they allow
-// one more message, records it. The row is created first and then locked
-// (PostgreSQL; SQLite transactions are serial), so that concurrent
-// requests on any node take turns.
-func (o *OTP) countSend(ctx context.Context, dest destination, now time.Time) (bool, error) {
+// countSend applies rule to the row named key (a destination's index, or
+// "ip:" and an address's) at now and, if it allows one more message,
+// records it. The row is created first and then locked (PostgreSQL; SQLite
+// transactions are serial), so that concurrent requests on any node take
+// turns.
+func (o *OTP) countSend(ctx context.Context, key string, rule sendRule, now time.Time) (bool, error) {
 	_, err := o.d.Exec(ctx, `INSERT INTO otp_send_limits (destination, last_sent_at, day_start, day_count) VALUES (?, ?, ?, 0)
-		ON CONFLICT (destination) DO NOTHING`, dest.index, time.Unix(0, 0).UTC(), now)
+		ON CONFLICT (destination) DO NOTHING`, key, time.Unix(0, 0).UTC(), now)
 	if err != nil {
 		return false, err
 	}
 	var l sendLimit
 	err = o.d.Err(o.d.QueryRow(ctx, `SELECT last_sent_at, day_start, day_count FROM otp_send_limits WHERE destination = ?`+o.d.ForUpdate(),
-		dest.index).Scan(&l.lastSent, &l.dayStart, &l.dayCount))
+		key).Scan(&l.lastSent, &l.dayStart, &l.dayCount))
 	if err != nil {
 		return false, err
 	}
 	l.lastSent, l.dayStart = l.lastSent.UTC(), l.dayStart.UTC()
-	next, ok := o.afterSend(l, now)
+	next, ok := afterSend(l, rule, now)
 	if !ok {
 		return false, nil
 	}
 	_, err = o.d.Exec(ctx, `UPDATE otp_send_limits SET last_sent_at = ?, day_start = ?, day_count = ? WHERE destination = ?`,
-		next.lastSent, next.dayStart, next.dayCount, dest.index)
+		next.lastSent, next.dayStart, next.dayCount, key)
 	return err == nil, err
 }
 

@@ -282,6 +282,47 @@ func TestOTPSendRateLimit(t *testing.T) {
 	})
 }
 
+// One machine must not walk through phone numbers sending codes.
+func TestOTPPerAddressLimit(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		f := newOTPFixture(t, d, OTPOptions{HourlyLimitPerIP: 3})
+		office := WithRequestMeta(context.Background(), RequestMeta{IP: "192.0.2.30"})
+		for i := 0; i < 3; i++ {
+			if err := f.otp.Issue(office, PurposeRegister, randomPhone()); err != nil {
+				t.Fatalf("message %d from the address: %v", i+1, err)
+			}
+		}
+		spare := randomPhone()
+		if err := f.otp.Issue(office, PurposeRegister, spare); !errors.Is(err, ErrOTPAddressLimited) {
+			t.Fatalf("fourth message within the hour: %v, want ErrOTPAddressLimited", err)
+		}
+		if n := f.sms.count(); n != 3 {
+			t.Fatalf("%d messages sent, want 3: a refused request must send nothing", n)
+		}
+		elsewhere := WithRequestMeta(context.Background(), RequestMeta{IP: "198.51.100.30"})
+		if err := f.otp.Issue(elsewhere, PurposeRegister, spare); err != nil {
+			t.Fatalf("the refused destination from another address: %v (the refusal must not use up its allowance)", err)
+		}
+		f.clock.advance(time.Hour)
+		if err := f.otp.Issue(office, PurposeRegister, randomPhone()); err != nil {
+			t.Fatalf("after the hour: %v", err)
+		}
+		events, err := f.log.List(context.Background(), audit.Filter{Action: ActionOTPIssue})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := 0
+		for _, e := range events {
+			if e.Reason == "ip_rate_limited" {
+				refused++
+			}
+		}
+		if refused != 1 {
+			t.Errorf("%d refusals audited as ip_rate_limited, want 1", refused)
+		}
+	})
+}
+
 func TestOTPSharedLimitsAcrossNodes(t *testing.T) {
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()

@@ -316,6 +316,7 @@ func TestTOTPLocksAfterFiveWrongCodes(t *testing.T) {
 					if _, err := f.totp.Verify(ctx, user, f.wrongCode(secret), f.meta); !errors.Is(err, ErrInvalidCode) {
 						t.Fatalf("wrong code %d: %v", n, err)
 					}
+					f.clock.advance(DefaultMaxDelay) // past the growing delay
 					if n == tt.passwordAfter {
 						f.lockout.Reset(ctx, AccountKey(user))
 					}

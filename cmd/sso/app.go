@@ -185,8 +185,9 @@ func accountServices(a *app) (*ui.AccountServices, error) {
 	}
 	return &ui.AccountServices{
 		Codes: users.NewOTP(a.db, a.kek, senders, a.audit, users.OTPOptions{
-			SendInterval: a.cfg.OTPSendInterval,
-			DailyLimit:   a.cfg.OTPDailyLimit,
+			SendInterval:     a.cfg.OTPSendInterval,
+			DailyLimit:       a.cfg.OTPDailyLimit,
+			HourlyLimitPerIP: a.cfg.OTPIPHourlyLimit,
 		}),
 		Users:            a.users,
 		Hasher:           a.hasher,

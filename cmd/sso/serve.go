@@ -148,9 +148,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		return nil, err
 	}
 	// Wrong user codes on the device page are counted per address apart
-	// from sign-in failures, and lock it after ten.
+	// from sign-in failures: after three, each must wait longer, and ten lock it.
 	devicePages, err := ui.NewDevicePages(pages, deviceAuthorizations{provider},
-		users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: 10, Window: a.cfg.LockoutWindow, LockFor: a.cfg.LockoutDuration}))
+		users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: 10, FreeFailures: 3, Window: a.cfg.LockoutWindow, LockFor: a.cfg.LockoutDuration}))
 	if err != nil {
 		return nil, err
 	}
