@@ -64,6 +64,7 @@ type centreView struct {
 	LevelHint                           string // catalogue key
 	VerifyURL                           string // "" when the level cannot be raised online
 	SecurityURL, PasskeysURL, ActingURL string // "" when the feature is off
+	PasswordURL                         string
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -164,6 +165,9 @@ func levelHint(level int) string {
 // accountLinks links the pages that are turned on; acting-for only for
 // people who are agents of an enterprise.
 func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreView) error {
+	if p.passwords != nil {
+		av.PasswordURL = passwordPath
+	}
 	if p.totp != nil {
 		av.SecurityURL = securityPath
 	}
@@ -303,19 +307,9 @@ func (p *Pages) accountSignOutOthers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	list, err := p.account.ListSessions(r.Context(), s.UserID)
-	if err != nil {
-		p.failInternal(w, r, form.lang, "list sessions", err)
+	if _, err := p.endOtherSessions(r, s); err != nil {
+		p.failInternal(w, r, form.lang, "end other sessions", err)
 		return
-	}
-	for _, other := range list {
-		if other.ID == s.ID || other.UserID != s.UserID {
-			continue
-		}
-		if err := p.endSession(r, other); err != nil {
-			p.failInternal(w, r, form.lang, "end other sessions", err)
-			return
-		}
 	}
 	seeOther(w, accountPath)
 }

@@ -45,7 +45,7 @@ func parseTemplates() (templates, error) {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	t := templates{}
-	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing, pageAccount} {
+	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing, pageAccount, pagePassword} {
 		clone, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout: %w", err)
@@ -81,10 +81,11 @@ type view struct {
 
 	MFA *mfaView // second-factor step and account security pages
 
-	Account accountForm // registration and password reset pages
-	Verify  verifyForm  // identity verification page
-	Acting  actingForm  // acting-for page
-	Centre  *centreView // account centre
+	Account  accountForm  // registration and password reset pages
+	Verify   verifyForm   // identity verification page
+	Password passwordForm // change-password page
+	Acting   actingForm   // acting-for page
+	Centre   *centreView  // account centre
 }
 
 // T returns the catalogue text for key in the page's language, with args

@@ -80,6 +80,9 @@ type Config struct {
 	Acting ActingFor
 	// Account shows the account centre at /account; nil turns it off.
 	Account AccountCentre
+	// Passwords lets people change their password in the account centre;
+	// nil (or no Account) turns the page off.
+	Passwords PasswordChanger
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
 	// SecureCookies marks cookies Secure and expects https Origins. It is
@@ -89,21 +92,22 @@ type Config struct {
 
 // Pages serves the sign-in, sign-out and consent pages.
 type Pages struct {
-	auth     Authenticator
-	sessions SessionStarter
-	clients  Clients
-	consents Consents
-	passkeys Passkeys
-	totp     SecondFactor
-	mfa      MFAChallenges
-	accounts *AccountServices
-	log      *slog.Logger
-	secure   bool
-	ender    SessionEnder
-	verify   IdentityVerification
-	stepUp   SessionStepUp
-	acting   ActingFor
-	account  AccountCentre
+	auth      Authenticator
+	sessions  SessionStarter
+	clients   Clients
+	consents  Consents
+	passkeys  Passkeys
+	totp      SecondFactor
+	mfa       MFAChallenges
+	accounts  *AccountServices
+	log       *slog.Logger
+	secure    bool
+	ender     SessionEnder
+	verify    IdentityVerification
+	stepUp    SessionStepUp
+	acting    ActingFor
+	account   AccountCentre
+	passwords PasswordChanger
 
 	tmpl     templates
 	cssURL   string
@@ -144,7 +148,7 @@ func New(c Config) (*Pages, error) {
 	return &Pages{
 		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
 		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
-		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting, account: c.Account,
+		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting, account: c.Account, passwords: c.Passwords,
 		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
 	}, nil
 }
@@ -170,6 +174,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	p.registerVerify(mux)
 	p.registerActing(mux)
 	p.registerAccount(mux)
+	p.registerPassword(mux)
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

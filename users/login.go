@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -275,6 +276,55 @@ func (a *Authenticator) record(ctx context.Context, m RequestMeta, subject, resu
 	})
 	if err != nil {
 		return fmt.Errorf("sign-in: %w", err)
+	}
+	return nil
+}
+
+// ActionPasswordChange is the audit action of a person changing their own password.
+const ActionPasswordChange = "user.password_change"
+
+// ChangePassword sets a signed-in person's new password. An account with a
+// password must give it (current), checked like a sign-in: wrong answers
+// count towards the delays and the lock, and a locked account cannot change
+// it. An account without one (registered with a passkey) may set one
+// without; the caller must have checked that the sign-in is recent. Errors:
+// ErrInvalidCredentials, ErrLocked (maybe a *LockedError), the password
+// policy's errors (ErrPasswordTooShort ...). The new hash and the audit
+// record are written in one transaction.
+func (a *Authenticator) ChangePassword(ctx context.Context, userID, current, next string, m RequestMeta) error {
+	if len(current) > maxPasswordBytes {
+		return ErrInvalidCredentials
+	}
+	u, err := a.store.Get(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("change password of %s: %w", userID, err)
+	}
+	if err := CheckPasswordPolicy(next, u.Username, u.Phone); err != nil {
+		return err
+	}
+	hadPassword := u.PasswordHash != ""
+	if hadPassword {
+		if u, err = a.checkPassword(ctx, u, "reauthentication", current, m); err != nil {
+			return err
+		}
+	}
+	hash, err := a.hasher.Hash(next)
+	if err != nil {
+		return fmt.Errorf("change password of %s: %w", userID, err)
+	}
+	err = a.lockout.d.InTx(ctx, func(ctx context.Context) error {
+		if _, err := a.store.Update(ctx, userID, func(x *User) error { x.PasswordHash = hash; return nil }); err != nil {
+			return err
+		}
+		_, err := a.log.Append(ctx, audit.Event{
+			Actor: userID, Subject: userID, ClientID: m.ClientID, IP: m.IP, UserAgent: m.UserAgent,
+			Action: ActionPasswordChange, Result: audit.ResultSuccess,
+			Details: map[string]string{"first_password": strconv.FormatBool(!hadPassword)},
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("change password of %s: %w", userID, err)
 	}
 	return nil
 }

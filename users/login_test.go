@@ -437,3 +437,59 @@ func TestLockedSignInIsAudited(t *testing.T) {
 		}
 	})
 }
+
+func TestChangePassword(t *testing.T) {
+	tests := []struct {
+		name        string
+		noPassword  bool   // the account was registered with a passkey
+		current     string // "" with a password: the right one
+		next        string
+		wantErr     error
+		wantChanged bool
+	}{
+		{name: "right current password", next: "a new passphrase 1", wantChanged: true},
+		{name: "wrong current password", current: "wrong password", next: "a new passphrase 1", wantErr: ErrInvalidCredentials},
+		{name: "too short", next: "short", wantErr: ErrPasswordTooShort},
+		{name: "common", next: "password123", wantErr: ErrPasswordCommon},
+		{name: "the username", next: "alice-the-user", wantErr: ErrPasswordIdentifier},
+		{name: "first password of a passkey account", noPassword: true, current: "anything", next: "a new passphrase 1", wantChanged: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+				ctx := context.Background()
+				f := newLoginFixture(t, d, LockoutPolicy{})
+				u, password := f.addUser(t, "alice-the-user")
+				if tc.noPassword {
+					if _, err := f.store.Update(ctx, u.ID, func(x *User) error { x.PasswordHash = ""; return nil }); err != nil {
+						t.Fatal(err)
+					}
+				}
+				current := tc.current
+				if current == "" {
+					current = password
+				}
+				err := f.auth.ChangePassword(ctx, u.ID, current, tc.next, meta)
+				if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+					t.Fatalf("ChangePassword = %v, want %v", err, tc.wantErr)
+				}
+				_, newErr := f.auth.PasswordLogin(ctx, "alice-the-user", tc.next, RequestMeta{IP: "198.51.100.2"})
+				if changed := newErr == nil; changed != tc.wantChanged {
+					t.Fatalf("sign-in with the new password: %v, want changed=%v", newErr, tc.wantChanged)
+				}
+				changes, err := f.log.List(ctx, audit.Filter{Action: ActionPasswordChange})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := len(changes) == 1 && changes[0].Subject == u.ID; got != tc.wantChanged {
+					t.Fatalf("audit records of the change: %+v", changes)
+				}
+				if !tc.wantChanged && !tc.noPassword {
+					if _, err := f.auth.PasswordLogin(ctx, "alice-the-user", password, RequestMeta{IP: "198.51.100.3"}); err != nil {
+						t.Fatalf("the old password stopped working after a refused change: %v", err)
+					}
+				}
+			})
+		})
+	}
+}

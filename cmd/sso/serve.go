@@ -108,6 +108,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 			&users.HTTPIdentityVerifier{URL: a.cfg.IdentityVerifierURL, Secret: []byte(a.cfg.IdentityVerifierSecret)}, a.audit)
 	}
 	var pages *ui.Pages
+	auth := users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit)
 	provider := oauth.NewProvider(oauth.Config{
 		Issuer:               a.cfg.Issuer,
 		AccessTokenLifetime:  a.cfg.AccessTokenLifetime,
@@ -133,7 +134,8 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		StepUp:        a.sessions,
 		Acting:        actingFor{users.NewEnterprises(a.db, a.users), a.sessions, a.audit},
 		Account:       accountCentre{a.users, a.sessions, a.oauth, provider, a.audit},
-		Auth:          users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit),
+		Auth:          auth,
+		Passwords:     auth,
 		Sessions:      a.sessions,
 		Clients:       clientInfo{a.oauth},
 		Consents:      a.oauth,
