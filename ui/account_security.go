@@ -44,6 +44,9 @@ func (p *Pages) registerSecondFactor(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+totpPath, p.totpConfirm)
 	mux.HandleFunc("POST "+totpDisablePath, p.totpDisable)
 	mux.HandleFunc("POST "+recoveryCodesPath, p.recoveryCodes)
+	if p.passkeys != nil {
+		p.registerPasskeySecondFactor(mux)
+	}
 }
 
 // accountSession returns the browser's session, or sends it to sign in

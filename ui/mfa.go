@@ -136,12 +136,23 @@ func (p *Pages) mfaForm(w http.ResponseWriter, r *http.Request) {
 	p.renderMFA(w, r, http.StatusOK, lang, ch, "")
 }
 
-// renderMFA shows the code form with an optional message key.
+// renderMFA shows the code form with an optional message key, and the
+// passkey button when the account has passkeys.
 func (p *Pages) renderMFA(w http.ResponseWriter, r *http.Request, status int, lang string, ch *users.MFAChallenge, msgKey string) {
 	v := p.newView(mfaPath, lang, ch.ReturnTo)
 	v.CSRF = p.csrfToken(w, r)
 	if msgKey != "" {
 		v.Message = msg(lang, msgKey)
+	}
+	if p.passkeys != nil {
+		list, err := p.passkeys.List(r.Context(), ch.UserID)
+		if err != nil {
+			p.failInternal(w, r, lang, "list passkeys", err)
+			return
+		}
+		if len(list) > 0 {
+			v.PasskeyJS = p.passkeyJS
+		}
 	}
 	p.render(w, status, pageMFA, v)
 }
@@ -220,20 +231,30 @@ func (p *Pages) finishSecondFactor(w http.ResponseWriter, r *http.Request, ch *u
 		p.failInternal(w, r, lang, "end second factor challenge", err)
 		return
 	}
+	if err := p.startSessionAfterSecondFactor(w, r, ch, withSecondFactor(ch.AMR), ch.ACR, meta); err != nil {
+		p.failInternal(w, r, lang, "create session", err)
+		return
+	}
+	seeOther(w, ch.ReturnTo)
+}
+
+// startSessionAfterSecondFactor replaces any session the browser had with
+// a new one for the pending sign-in (no session fixation) and renews the
+// CSRF token. The pending sign-in must already be deleted.
+func (p *Pages) startSessionAfterSecondFactor(w http.ResponseWriter, r *http.Request, ch *users.MFAChallenge, amr []string, acr int, meta users.RequestMeta) error {
 	p.setMFACookie(w, "", -1)
 	if old, err := p.CurrentSession(r); err == nil {
 		if err := p.sessions.Revoke(r.Context(), old.ID); err != nil {
 			p.log.Warn("ui: revoke previous session", "err", err)
 		}
 	}
-	_, token, err := p.sessions.Create(r.Context(), ch.UserID, withSecondFactor(ch.AMR), ch.ACR, meta.IP, meta.UserAgent)
+	_, token, err := p.sessions.Create(r.Context(), ch.UserID, amr, acr, meta.IP, meta.UserAgent)
 	if err != nil {
-		p.failInternal(w, r, lang, "create session", err)
-		return
+		return err
 	}
 	p.setSessionCookie(w, token)
 	p.newCSRFToken(w)
-	seeOther(w, ch.ReturnTo)
+	return nil
 }
 
 // withSecondFactor is amr after a one-time code (RFC 8176): "otp", and

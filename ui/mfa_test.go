@@ -211,17 +211,21 @@ type mfaFixture struct {
 	challenges *fakeChallenges
 }
 
-func newMFAFixture(t *testing.T) *mfaFixture {
+func newMFAFixture(t *testing.T, set ...func(*Config)) *mfaFixture {
 	t.Helper()
 	f := newFixture(t, true)
 	m := &mfaFixture{fixture: f, totp: &fakeTOTP{}, challenges: &fakeChallenges{byToken: map[string]*users.MFAChallenge{}}}
-	p, err := New(Config{
+	c := Config{
 		Auth: f.auth, Sessions: f.sessions, Consents: f.consents,
 		Clients:       fakeClients{testClientID: {ID: testClientID, Name: testClientName}},
 		TOTP:          m.totp,
 		MFAChallenges: m.challenges,
 		SecureCookies: true,
-	})
+	}
+	for _, fn := range set {
+		fn(&c)
+	}
+	p, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,11 @@ type Passkeys interface {
 	// FinishLogin checks the browser's response. Errors: users.ErrPasskeyCeremony, users.ErrPasskeyRejected,
 	// users.ErrLocked (maybe a *users.LockedError), users.ErrAccountDisabled.
 	FinishLogin(ctx context.Context, token string, response []byte, m users.RequestMeta) (*users.PasskeySignIn, error)
+	// BeginSecondFactor starts the passkey step after a right password
+	// (users.ErrNoPasskeys when the account has none).
+	BeginSecondFactor(ctx context.Context, userID string) (*users.PasskeyChallenge, error)
+	// FinishSecondFactor checks the browser's response for userID; errors as FinishLogin.
+	FinishSecondFactor(ctx context.Context, userID, token string, response []byte, m users.RequestMeta) (*users.PasskeySignIn, error)
 	// List returns the account's passkeys.
 	List(ctx context.Context, userID string) ([]*users.Passkey, error)
 	// Rename names one of the account's passkeys (db.ErrNotFound if it has no such passkey).

@@ -79,6 +79,31 @@ func (f *fakePasskeys) FinishLogin(_ context.Context, token string, response []b
 	return f.signIn, nil
 }
 
+func (f *fakePasskeys) BeginSecondFactor(_ context.Context, userID string) (*users.PasskeyChallenge, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "begin-mfa "+userID)
+	if len(f.passkeys[userID]) == 0 {
+		return nil, users.ErrNoPasskeys
+	}
+	return f.begin("mfa:" + userID), nil
+}
+
+func (f *fakePasskeys) FinishSecondFactor(_ context.Context, userID, token string, response []byte, _ users.RequestMeta) (*users.PasskeySignIn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "finish-mfa "+userID)
+	kind, ok := f.tokens[token]
+	delete(f.tokens, token)
+	if !ok || kind != "mfa:"+userID || !json.Valid(response) {
+		return nil, users.ErrPasskeyCeremony
+	}
+	if f.loginErr != nil {
+		return nil, f.loginErr
+	}
+	return f.signIn, nil
+}
+
 func (f *fakePasskeys) List(_ context.Context, userID string) ([]*users.Passkey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

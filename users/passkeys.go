@@ -59,6 +59,7 @@ var (
 	ErrPasskeyRejected  = errors.New("passkey response rejected")
 	ErrTooManyPasskeys  = errors.New("too many passkeys")
 	ErrPasskeyNameValid = errors.New("invalid passkey name")
+	ErrNoPasskeys       = errors.New("the account has no passkeys")
 )
 
 // Passkey limits.
@@ -84,6 +85,9 @@ const (
 const (
 	ceremonyRegister = "register"
 	ceremonyLogin    = "login"
+	// ceremonySecondFactor checks a passkey after the password, offering
+	// only the account's own passkeys.
+	ceremonySecondFactor = "second_factor"
 )
 
 // NormalizePasskeyName trims a name a person gave a passkey and checks it:

@@ -202,6 +202,96 @@ func (s *Passkeys) BeginLogin(ctx context.Context, conditional bool) (*PasskeyCh
 	return s.saveCeremony(ctx, ceremonyLogin, "", assertion, session)
 }
 
+// BeginSecondFactor starts the passkey step of a sign-in whose password
+// was right: the browser is offered only the account's own passkeys. An
+// account without passkeys gets ErrNoPasskeys.
+func (s *Passkeys) BeginSecondFactor(ctx context.Context, userID string) (*PasskeyChallenge, error) {
+	u, err := s.accounts.Get(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("begin passkey second factor: %w", err)
+	}
+	pu, err := s.loadUser(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if len(pu.keys) == 0 {
+		return nil, ErrNoPasskeys
+	}
+	assertion, session, err := s.wa.BeginLogin(pu, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	if err != nil {
+		return nil, fmt.Errorf("begin passkey second factor: %w", err)
+	}
+	return s.saveCeremony(ctx, ceremonySecondFactor, userID, assertion, session)
+}
+
+// FinishSecondFactor checks the browser's answer to BeginSecondFactor for
+// userID, with the errors and audit of FinishLogin; a ceremony begun for
+// another account is ErrPasskeyCeremony.
+func (s *Passkeys) FinishSecondFactor(ctx context.Context, userID, token string, response []byte, m RequestMeta) (*PasskeySignIn, error) {
+	if until, err := s.checkIPLock(ctx, m); err != nil || !until.IsZero() {
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.refuseLogin(ctx, userID, m, reasonLocked, nil, &LockedError{Until: until})
+	}
+	c, err := s.store.takeCeremony(ctx, token, ceremonySecondFactor)
+	if err == nil && c.userID != userID {
+		err = fmt.Errorf("begun for another account: %w", ErrPasskeyCeremony)
+	}
+	if err != nil {
+		if errors.Is(err, ErrPasskeyCeremony) {
+			return nil, s.refuseLogin(ctx, userID, m, "unknown_ceremony", secondFactorDetails(nil), err)
+		}
+		return nil, err
+	}
+	var session webauthn.SessionData
+	if err := json.Unmarshal(c.data, &session); err != nil {
+		return nil, fmt.Errorf("passkey ceremony state: %w", err)
+	}
+	u, err := s.accounts.Get(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("passkey second factor: %w", err)
+	}
+	pu, err := s.loadUser(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := s.verifySecondFactor(pu, session, response)
+	if err != nil {
+		details := secondFactorDetails(map[string]string{"error": describePasskeyError(err)})
+		return nil, s.refuseLogin(ctx, userID, m, "rejected", details, s.countIPFailure(ctx, m))
+	}
+	return s.complete(ctx, pu, cred, m, secondFactorDetails(nil))
+}
+
+// verifySecondFactor checks an assertion against the account's own passkeys.
+func (s *Passkeys) verifySecondFactor(pu *passkeyUser, session webauthn.SessionData, response []byte) (*webauthn.Credential, error) {
+	if len(response) > maxPasskeyResponseBytes {
+		return nil, errors.New("response too large")
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := s.wa.ValidateLogin(pu, session, parsed)
+	if err != nil {
+		return nil, err
+	}
+	if parsed.AuthenticatorAttachment != "" {
+		cred.Authenticator.Attachment = parsed.AuthenticatorAttachment
+	}
+	return cred, nil
+}
+
+// secondFactorDetails marks an audit record as the passkey step after a password.
+func secondFactorDetails(d map[string]string) map[string]string {
+	if d == nil {
+		d = map[string]string{}
+	}
+	d["step"] = "second_factor"
+	return d
+}
+
 // saveCeremony keeps a ceremony's state server-side under a fresh random
 // cookie token and returns what the browser needs.
 func (s *Passkeys) saveCeremony(ctx context.Context, kind, userID string, options any, session *webauthn.SessionData) (*PasskeyChallenge, error) {
@@ -253,7 +343,7 @@ func (s *Passkeys) FinishLogin(ctx context.Context, token string, response []byt
 		}
 		return nil, s.refuseLogin(ctx, subject, m, "rejected", map[string]string{"error": describePasskeyError(err)}, s.countIPFailure(ctx, m))
 	}
-	return s.completeLogin(ctx, pu, cred, m)
+	return s.complete(ctx, pu, cred, m, nil)
 }
 
 // verifyLogin checks an assertion; the user handle it carries names the
@@ -291,9 +381,9 @@ func (s *Passkeys) verifyLogin(ctx context.Context, session webauthn.SessionData
 	return found, cred, nil
 }
 
-// completeLogin applies the policy after a valid assertion and writes back
-// what the sign-in learned about the passkey.
-func (s *Passkeys) completeLogin(ctx context.Context, pu *passkeyUser, cred *webauthn.Credential, m RequestMeta) (*PasskeySignIn, error) {
+// complete applies the policy after a valid assertion and writes back what
+// the sign-in learned about the passkey; extra goes into the audit record.
+func (s *Passkeys) complete(ctx context.Context, pu *passkeyUser, cred *webauthn.Credential, m RequestMeta, extra map[string]string) (*PasskeySignIn, error) {
 	id := base64.RawURLEncoding.EncodeToString(cred.ID)
 	var p *Passkey
 	for _, k := range pu.keys {
@@ -308,6 +398,9 @@ func (s *Passkeys) completeLogin(ctx context.Context, pu *passkeyUser, cred *web
 	p.UserVerified, p.BackupState = cred.Flags.UserVerified, cred.Flags.BackupState
 	p.LastUsedAt = s.store.clock()
 	details := map[string]string{"method": "passkey", "passkey": p.ID}
+	for k, v := range extra {
+		details[k] = v
+	}
 	if err := s.store.RecordUse(ctx, p); err != nil {
 		return nil, fmt.Errorf("passkey sign-in: %w", err)
 	}

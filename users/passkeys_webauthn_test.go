@@ -350,3 +350,68 @@ func TestPasskeyDisabledAccountCannotSignIn(t *testing.T) {
 		}
 	})
 }
+
+func TestPasskeyAsSecondFactor(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newPasskeyFixture(t, d)
+		u := f.addUser(t, "erin", 1)
+		other := f.addUser(t, "frank", 1)
+		a := passkeytest.New(testOrigin)
+		a.Attachment = "cross-platform"
+		p := f.register(t, u, a)
+		b := passkeytest.New(testOrigin)
+		f.register(t, other, b)
+
+		if _, err := f.svc.BeginSecondFactor(ctx, f.addUser(t, "no-keys", 1).ID); !errors.Is(err, ErrNoPasskeys) {
+			t.Fatalf("account without passkeys: %v, want ErrNoPasskeys", err)
+		}
+		ch, err := f.svc.BeginSecondFactor(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opts struct {
+			PublicKey struct {
+				AllowCredentials []struct{ ID string } `json:"allowCredentials"`
+			} `json:"publicKey"`
+		}
+		if err := json.Unmarshal(ch.Options, &opts); err != nil || len(opts.PublicKey.AllowCredentials) != 1 || opts.PublicKey.AllowCredentials[0].ID != p.ID {
+			t.Fatalf("offered credentials %+v (%v), want only %s", opts.PublicKey.AllowCredentials, err, p.ID)
+		}
+		resp, err := a.Get(ch.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.FinishSecondFactor(ctx, other.ID, ch.Token, resp, meta); !errors.Is(err, ErrPasskeyCeremony) {
+			t.Fatalf("finished for another account: %v, want ErrPasskeyCeremony", err)
+		}
+
+		// Another account's passkey answering this account's challenge.
+		ch, _ = f.svc.BeginSecondFactor(ctx, u.ID)
+		foreign, _ := b.Get(ch.Options)
+		if _, err := f.svc.FinishSecondFactor(ctx, u.ID, ch.Token, foreign, meta); !errors.Is(err, ErrPasskeyRejected) {
+			t.Fatalf("another account's passkey: %v, want ErrPasskeyRejected", err)
+		}
+
+		ch, _ = f.svc.BeginSecondFactor(ctx, u.ID)
+		resp, _ = a.Get(ch.Options)
+		in, err := f.svc.FinishSecondFactor(ctx, u.ID, ch.Token, resp, meta)
+		if err != nil {
+			t.Fatalf("second factor: %v", err)
+		}
+		if in.User.ID != u.ID || !slices.Contains(in.AMR, "hwk") {
+			t.Fatalf("signed in %s with amr %v", in.User.ID, in.AMR)
+		}
+		if _, err := f.svc.FinishSecondFactor(ctx, u.ID, ch.Token, resp, meta); !errors.Is(err, ErrPasskeyCeremony) {
+			t.Fatalf("replayed: %v, want ErrPasskeyCeremony", err)
+		}
+		events, err := f.log.List(ctx, audit.Filter{Action: audit.ActionLogin, Result: audit.ResultSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := events[len(events)-1]
+		if last.Subject != u.ID || last.Details["step"] != "second_factor" || last.Details["method"] != "passkey" {
+			t.Fatalf("audit: %+v", last)
+		}
+	})
+}

@@ -177,6 +177,36 @@ func testPasskeys(t *testing.T, dialect db.Dialect) {
 		t.Fatalf("after sign-in: sign_count %d, last_used_at %v", signCount, lastUsed)
 	}
 
+	t.Run("as the second factor after the password", func(t *testing.T) {
+		enrolTOTP(t, b, base)
+		b4 := browser(t)
+		resp, err := b4.Get(base + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp = submit(t, b4, base, "/login", body(t, resp), url.Values{"identifier": {"alice"}, "password": {"a long test passphrase"}})
+		if page := body(t, resp); !strings.Contains(page, `id="passkey-mfa"`) {
+			t.Fatalf("the code page offers no passkey: %.500s", page)
+		}
+		csrf := csrfOf(t, b4, base+"/login/mfa")
+		status, options := postJSON(t, b4, base, "/login/mfa/passkey/begin", csrf, map[string]string{})
+		if status != http.StatusOK {
+			t.Fatalf("begin: %d %s", status, options)
+		}
+		cred, err := a.Get(options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, out := postJSON(t, b4, base, "/login/mfa/passkey/finish", csrf, map[string]any{"credential": json.RawMessage(cred)})
+		if status != http.StatusOK || !strings.Contains(string(out), `"redirect"`) {
+			t.Fatalf("finish: %d %s", status, out)
+		}
+		_, idt := tax.login(b4, "", "")
+		if amr := amrOf(t, idt); !slices.Contains(amr, "pwd") || !slices.Contains(amr, "swk") || !slices.Contains(amr, "mfa") {
+			t.Fatalf("amr %v, want pwd, swk and mfa", amr)
+		}
+	})
+
 	t.Run("a replayed assertion is refused", func(t *testing.T) {
 		b3 := browser(t)
 		csrf := csrfOf(t, b3, base+"/login")

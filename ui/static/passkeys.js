@@ -161,8 +161,31 @@
     });
   }
 
+  // setupSecondFactor offers a passkey instead of a code on the
+  // second-factor page of a sign-in whose password was right.
+  function setupSecondFactor(box) {
+    if (!supported()) return;
+    box.hidden = false;
+    var csrf = box.getAttribute("data-csrf");
+    var button = document.getElementById("passkey-mfa-button");
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      post("/login/mfa/passkey/begin", csrf, {})
+        .then(function (o) { return navigator.credentials.get(requestOptions(o)); })
+        .then(function (c) { return post("/login/mfa/passkey/finish", csrf, { credential: credentialJSON(c) }); })
+        .then(function (data) { window.location.assign(data.redirect); })
+        .catch(function (err) {
+          button.disabled = false;
+          if (err && err.name === "AbortError") return;
+          showError(box, err && err.fromServer ? err.message : box.getAttribute("data-failed"));
+        });
+    });
+  }
+
   var login = document.getElementById("passkey-login");
   if (login) setupLogin(login);
   var register = document.getElementById("passkey-register");
   if (register) setupRegister(register);
+  var mfa = document.getElementById("passkey-mfa");
+  if (mfa) setupSecondFactor(mfa);
 })();
