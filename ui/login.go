@@ -146,21 +146,35 @@ func unlockTime(until, now time.Time) string {
 	return until.Format("2006-01-02 15:04")
 }
 
-// startSession replaces any session the browser had with a new one, so a
-// session token planted before sign-in (session fixation) is never
-// promoted, and sends the browser on.
+// startSession starts the session of a password sign-in and sends the
+// browser on.
 func (p *Pages) startSession(w http.ResponseWriter, r *http.Request, u *users.User, meta users.RequestMeta, returnTo, lang string) {
+	p.startSessionWith(w, r, u, []string{"pwd"}, u.AssuranceLevel, meta, returnTo, lang)
+}
+
+// startSessionWith starts a session with amr and acr and sends the browser to returnTo.
+func (p *Pages) startSessionWith(w http.ResponseWriter, r *http.Request, u *users.User, amr []string, acr int, meta users.RequestMeta, returnTo, lang string) {
+	if err := p.replaceSession(w, r, u.ID, amr, acr, meta); err != nil {
+		p.failInternal(w, r, lang, "create session", err)
+		return
+	}
+	seeOther(w, returnTo)
+}
+
+// replaceSession replaces any session the browser had with a new one, so
+// that a session token planted before sign-in (session fixation) is never
+// promoted, and renews the CSRF token. Every way of signing in ends here.
+func (p *Pages) replaceSession(w http.ResponseWriter, r *http.Request, userID string, amr []string, acr int, meta users.RequestMeta) error {
 	if old, err := p.CurrentSession(r); err == nil {
 		if err := p.sessions.Revoke(r.Context(), old.ID); err != nil {
 			p.log.Warn("ui: revoke previous session", "err", err)
 		}
 	}
-	_, token, err := p.sessions.Create(r.Context(), u.ID, []string{"pwd"}, u.AssuranceLevel, meta.IP, meta.UserAgent)
+	_, token, err := p.sessions.Create(r.Context(), userID, amr, acr, meta.IP, meta.UserAgent)
 	if err != nil {
-		p.failInternal(w, r, lang, "create session", err)
-		return
+		return err
 	}
 	p.setSessionCookie(w, token)
 	p.newCSRFToken(w)
-	seeOther(w, returnTo)
+	return nil
 }

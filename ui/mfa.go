@@ -238,23 +238,11 @@ func (p *Pages) finishSecondFactor(w http.ResponseWriter, r *http.Request, ch *u
 	seeOther(w, ch.ReturnTo)
 }
 
-// startSessionAfterSecondFactor replaces any session the browser had with
-// a new one for the pending sign-in (no session fixation) and renews the
-// CSRF token. The pending sign-in must already be deleted.
+// startSessionAfterSecondFactor starts the session of the pending sign-in
+// and forgets its cookie; the pending sign-in must already be deleted.
 func (p *Pages) startSessionAfterSecondFactor(w http.ResponseWriter, r *http.Request, ch *users.MFAChallenge, amr []string, acr int, meta users.RequestMeta) error {
 	p.setMFACookie(w, "", -1)
-	if old, err := p.CurrentSession(r); err == nil {
-		if err := p.sessions.Revoke(r.Context(), old.ID); err != nil {
-			p.log.Warn("ui: revoke previous session", "err", err)
-		}
-	}
-	_, token, err := p.sessions.Create(r.Context(), ch.UserID, amr, acr, meta.IP, meta.UserAgent)
-	if err != nil {
-		return err
-	}
-	p.setSessionCookie(w, token)
-	p.newCSRFToken(w)
-	return nil
+	return p.replaceSession(w, r, ch.UserID, amr, acr, meta)
 }
 
 // withSecondFactor is amr after a one-time code (RFC 8176): "otp", and

@@ -273,18 +273,10 @@ func (p *Pages) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		p.passkeyFailed(w, r, "passkey sign-in", err)
 		return
 	}
-	if old, err := p.CurrentSession(r); err == nil {
-		if err := p.sessions.Revoke(r.Context(), old.ID); err != nil {
-			p.log.Warn("ui: revoke previous session", "err", err)
-		}
-	}
-	_, token, err := p.sessions.Create(r.Context(), signIn.User.ID, signIn.AMR, signIn.ACR, meta.IP, meta.UserAgent)
-	if err != nil {
+	if err := p.replaceSession(w, r, signIn.User.ID, signIn.AMR, signIn.ACR, meta); err != nil {
 		p.passkeyFailed(w, r, "create session", err)
 		return
 	}
-	p.setSessionCookie(w, token)
-	p.newCSRFToken(w)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": returnTo})
 }
 
@@ -325,7 +317,11 @@ func (p *Pages) passkeysPage(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, loginURL(passkeysPath))
 		return
 	}
-	p.renderPasskeys(w, r, http.StatusOK, lang, s, "")
+	msgKey := ""
+	if r.URL.Query().Get("welcome") == "1" {
+		msgKey = "passkeys.welcome" // just registered without a password
+	}
+	p.renderPasskeys(w, r, http.StatusOK, lang, s, msgKey)
 }
 
 func (p *Pages) renderPasskeys(w http.ResponseWriter, r *http.Request, status int, lang string, s *users.Session, msgKey string) {

@@ -102,6 +102,8 @@ type accountForm struct {
 	LoginURL    string
 	RegisterURL string // sign-in page: "" when self-registration is off
 	ResetURL    string // sign-in page: "" when reset is off
+	// PasskeyFirst offers registering with a passkey instead of a password.
+	PasskeyFirst bool
 }
 
 // registerAccounts adds /register and /reset.
@@ -137,7 +139,7 @@ func accountURL(path, returnTo string) string {
 func (p *Pages) accountView(w http.ResponseWriter, r *http.Request, path, lang, returnTo, step string) view {
 	v := p.newView(path, lang, returnTo)
 	v.CSRF = p.csrfToken(w, r)
-	v.Account = accountForm{Step: step, LoginURL: loginURL(returnTo)}
+	v.Account = accountForm{Step: step, LoginURL: loginURL(returnTo), PasskeyFirst: p.passkeys != nil && path == "/register"}
 	return v
 }
 
@@ -236,11 +238,19 @@ func (p *Pages) codeSent(w http.ResponseWriter, r *http.Request, page string, v 
 
 // createAccount checks the second step and, with a right code, creates the
 // citizen account and signs the person in.
+//
+// With method=passkey (when passkeys are on) the account gets no password:
+// the person is signed in by the code alone and sent straight to add a
+// passkey, which from then on is how they sign in.
 func (p *Pages) createAccount(w http.ResponseWriter, r *http.Request, v view, phone string, meta users.RequestMeta) {
 	v.Account.Step = stepDetails
 	code := r.PostForm.Get("code")
 	password := r.PostForm.Get("password")
-	u, msgKey := p.newCitizen(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("display_name"), phone, password)
+	passkeyFirst := p.passkeys != nil && r.PostForm.Get("method") == "passkey"
+	if passkeyFirst {
+		password = ""
+	}
+	u, msgKey := p.newCitizen(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("display_name"), phone, password, !passkeyFirst)
 	if u != nil {
 		v.Account.Username, v.Account.DisplayName = u.Username, u.DisplayName
 	}
@@ -252,20 +262,25 @@ func (p *Pages) createAccount(w http.ResponseWriter, r *http.Request, v view, ph
 		p.render(w, http.StatusBadRequest, pageRegister, v)
 		return
 	}
-	hash, err := p.accounts.Hasher.Hash(password)
-	if err != nil {
-		p.failInternal(w, r, v.Lang, "hash password", err)
-		return
+	method, amr, next := "password", []string{"pwd", "sms"}, v.ReturnTo
+	if passkeyFirst {
+		method, amr, next = "passkey", []string{"sms"}, passkeysPath+"?welcome=1"
+	} else {
+		hash, err := p.accounts.Hasher.Hash(password)
+		if err != nil {
+			p.failInternal(w, r, v.Lang, "hash password", err)
+			return
+		}
+		u.PasswordHash = hash
 	}
-	u.PasswordHash = hash
-	err = p.accounts.Codes.CheckThen(r.Context(), users.PurposeRegister, phone, code, func(ctx context.Context) error {
+	err := p.accounts.Codes.CheckThen(r.Context(), users.PurposeRegister, phone, code, func(ctx context.Context) error {
 		if err := p.accounts.Users.Create(ctx, u); err != nil {
 			return err
 		}
 		_, err := p.accounts.Audit.Append(ctx, audit.Event{
 			Actor: u.ID, Subject: u.ID, ClientID: meta.ClientID, IP: meta.IP, UserAgent: meta.UserAgent,
 			Action: users.ActionUserRegister, Result: audit.ResultSuccess,
-			Details: map[string]string{"phone": users.MaskPhone(phone), "kind": string(users.KindCitizen)},
+			Details: map[string]string{"phone": users.MaskPhone(phone), "kind": string(users.KindCitizen), "method": method},
 		})
 		return err
 	})
@@ -273,13 +288,13 @@ func (p *Pages) createAccount(w http.ResponseWriter, r *http.Request, v view, ph
 		p.accountFailed(w, r, pageRegister, v, "register", err)
 		return
 	}
-	p.startSessionWith(w, r, u, []string{"pwd", "sms"}, 1, meta, v.ReturnTo, v.Lang)
+	p.startSessionWith(w, r, u, amr, 1, meta, next, v.Lang)
 }
 
 // newCitizen builds the account a registration asks for, or names the
 // catalogue key of what is wrong with it. A taken username is said
 // plainly: a person cannot choose one otherwise.
-func (p *Pages) newCitizen(ctx context.Context, username, displayName, phone, password string) (*users.User, string) {
+func (p *Pages) newCitizen(ctx context.Context, username, displayName, phone, password string, withPassword bool) (*users.User, string) {
 	if len(username) > maxIdentifier || len(displayName) > maxDisplayName || !utf8.ValidString(username) || !utf8.ValidString(displayName) {
 		return nil, "login.too_long"
 	}
@@ -295,8 +310,10 @@ func (p *Pages) newCitizen(ctx context.Context, username, displayName, phone, pa
 		return u, "register.bad_display_name"
 	}
 	u.Username = name
-	if key := passwordPolicyKey(users.CheckPasswordPolicy(password, name, phone)); key != "" {
-		return u, key
+	if withPassword {
+		if key := passwordPolicyKey(users.CheckPasswordPolicy(password, name, phone)); key != "" {
+			return u, key
+		}
 	}
 	if _, err := p.accounts.Users.GetByUsername(ctx, name); err == nil {
 		return u, "register.username_taken"
@@ -344,22 +361,4 @@ func (p *Pages) accountFailed(w http.ResponseWriter, r *http.Request, page strin
 	}
 	v.Message = msg(v.Lang, key)
 	p.render(w, status, page, v)
-}
-
-// startSessionWith starts a session proven by amr at level acr, replacing
-// any session the browser had (see startSession), and sends the browser on.
-func (p *Pages) startSessionWith(w http.ResponseWriter, r *http.Request, u *users.User, amr []string, acr int, meta users.RequestMeta, returnTo, lang string) {
-	if old, err := p.CurrentSession(r); err == nil {
-		if err := p.sessions.Revoke(r.Context(), old.ID); err != nil {
-			p.log.Warn("ui: revoke previous session", "err", err)
-		}
-	}
-	_, token, err := p.sessions.Create(r.Context(), u.ID, amr, acr, meta.IP, meta.UserAgent)
-	if err != nil {
-		p.failInternal(w, r, lang, "create session", err)
-		return
-	}
-	p.setSessionCookie(w, token)
-	p.newCSRFToken(w)
-	seeOther(w, returnTo)
 }

@@ -27,6 +27,13 @@ import (
 // needs a host name, not an IP address, as the relying party ID.
 func startLocalhostServer(t *testing.T, te testEnv) string {
 	t.Helper()
+	base, _ := startLocalhostServerWithLog(t, te)
+	return base
+}
+
+// startLocalhostServerWithLog is startLocalhostServer that also returns the server's log.
+func startLocalhostServerWithLog(t *testing.T, te testEnv) (string, *syncBuffer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +57,13 @@ func startLocalhostServer(t *testing.T, te testEnv) string {
 		if resp, err := http.Get(base + "/healthz/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, &out
 			}
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Fatalf("server not ready: %s", out.String())
-	return ""
+	return "", nil
 }
 
 var dataCSRF = regexp.MustCompile(`data-csrf="([^"]+)"`)

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/users/passkeytest"
 )
 
 // loggedCode finds the code the log sender wrote for phone.
@@ -105,4 +107,58 @@ func testRegister(t *testing.T, dialect db.Dialect) {
 			}
 		}
 	})
+}
+
+// A person registers with a passkey instead of a password: the code signs
+// them in, the passkey page opens, and from then on the passkey is how
+// they sign in; there is no password to guess.
+func TestRegisterWithPasskeyFirst(t *testing.T) {
+	te := newTestEnv(t, db.SQLite)
+	te["SSO_LOG_LEVEL"] = "info"
+	base, log := startLocalhostServerWithLog(t, te)
+	phone := fmt.Sprintf("136%08d", mrand.IntN(100000000))
+	username := fmt.Sprintf("nopass%d", mrand.IntN(1000000))
+	b := browser(t)
+	resp, err := b.Get(base + "/register")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = submit(t, b, base, "/register", body(t, resp), url.Values{"action": {"send"}, "phone": {phone}})
+	page := body(t, resp)
+	if !strings.Contains(page, `name="method" value="passkey"`) {
+		t.Fatalf("the details step offers no passkey registration: %.500s", page)
+	}
+	resp = submit(t, b, base, "/register", page, url.Values{
+		"action": {"create"}, "method": {"passkey"}, "code": {loggedCode(t, log, phone)}, "username": {username}, "display_name": {"No Password"},
+	})
+	page = body(t, resp)
+	if resp.Request.URL.Path != "/account/passkeys" || !strings.Contains(page, `id="passkey-register"`) {
+		t.Fatalf("registration did not open the passkey page (%d at %s): %.500s", resp.StatusCode, resp.Request.URL, page)
+	}
+	csrf := csrfOf(t, b, base+"/account/passkeys")
+	status, options := postJSON(t, b, base, "/passkeys/register/begin", csrf, map[string]string{})
+	if status != http.StatusOK {
+		t.Fatalf("register begin: %d %s", status, options)
+	}
+	a := passkeytest.New(base)
+	cred, err := a.Create(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, out := postJSON(t, b, base, "/passkeys/register/finish", csrf, map[string]any{"name": "Phone", "credential": json.RawMessage(cred)}); status != http.StatusOK {
+		t.Fatalf("register finish: %d %s", status, out)
+	}
+	if status, out, _ := passkeyLogin(t, browser(t), base, a, "/"); status != http.StatusOK {
+		t.Fatalf("passkey sign-in of the new account: %d %s", status, out)
+	}
+	other := browser(t)
+	resp, err = other.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = submit(t, other, base, "/login", body(t, resp), url.Values{"identifier": {username}, "password": {"any password at all"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("password sign-in of an account without one: status %d, want 401", resp.StatusCode)
+	}
+	resp.Body.Close()
 }
