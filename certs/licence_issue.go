@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emmansun/gmsm/sm2"
 
@@ -83,6 +86,9 @@ func (l *Licences) checkIssue(ctx context.Context, req IssueLicenceRequest) (*Li
 	if req.HolderName == "" || req.IssuerName == "" {
 		return nil, wrapInvalid("holder_name and issuer_name are required")
 	}
+	if err := checkLicenceText(req); err != nil {
+		return nil, err
+	}
 	lic := &Licence{TypeCode: typ.TypeCode, Version: "001", LicenceName: req.LicenceName, LicenceNumber: req.LicenceNumber,
 		HolderName: req.HolderName, HolderIDType: req.HolderIDType, HolderIDNumber: holder,
 		IssuerName: req.IssuerName, IssuerCreditCode: issuer, IssueDate: req.IssueDate, ValidFrom: req.ValidFrom,
@@ -103,6 +109,48 @@ func (l *Licences) checkIssue(ctx context.Context, req IssueLicenceRequest) (*Li
 		return nil, err
 	}
 	return lic, nil
+}
+
+// Limits of a licence's text, in characters: a licence is printed and
+// shown on a phone, and its canonical form is signed, so nothing in it may
+// be a megabyte of text or carry control characters.
+const (
+	MaxLicenceName   = 128 // licence_name, holder_name, issuer_name
+	MaxLicenceNumber = 64  // licence_number
+	MaxLicenceField  = 1000
+	MaxLicenceFields = 50
+)
+
+// checkLicenceText bounds the free text of a request.
+func checkLicenceText(req IssueLicenceRequest) error {
+	check := func(name, v string, limit int) error {
+		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > limit || strings.ContainsFunc(v, unicode.IsControl) {
+			return wrapInvalid("%s must be valid UTF-8 text of at most %d characters without control characters", name, limit)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name, v string
+		limit   int
+	}{
+		{"licence_name", req.LicenceName, MaxLicenceName},
+		{"holder_name", req.HolderName, MaxLicenceName},
+		{"issuer_name", req.IssuerName, MaxLicenceName},
+		{"licence_number", req.LicenceNumber, MaxLicenceNumber},
+	} {
+		if err := check(f.name, f.v, f.limit); err != nil {
+			return err
+		}
+	}
+	if len(req.Fields) > MaxLicenceFields {
+		return wrapInvalid("at most %d fields", MaxLicenceFields)
+	}
+	for k, v := range req.Fields {
+		if err := check("fields."+k, v, MaxLicenceField); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkDates(issue, from, to string) error {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,6 +292,11 @@ func TestIssueLicenceRejectsBadInput(t *testing.T) {
 			{"bad date", func(r *IssueLicenceRequest) { r.ValidFrom = "2024-13-01" }},
 			{"ends before it starts", func(r *IssueLicenceRequest) { r.ValidFrom, r.ValidTo = "2030-01-02", "2030-01-01" }},
 			{"no holder name", func(r *IssueLicenceRequest) { r.HolderName = "" }},
+			{"over-long holder name", func(r *IssueLicenceRequest) { r.HolderName = strings.Repeat("名", MaxLicenceName+1) }},
+			{"over-long licence number", func(r *IssueLicenceRequest) { r.LicenceNumber = strings.Repeat("9", MaxLicenceNumber+1) }},
+			{"control character", func(r *IssueLicenceRequest) { r.IssuerName = "Bureau\x00" }},
+			{"invalid UTF-8", func(r *IssueLicenceRequest) { r.LicenceName = "\xff\xfe" }},
+			{"over-long field", func(r *IssueLicenceRequest) { r.Fields["note"] = strings.Repeat("x", MaxLicenceField+1) }},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
