@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http run
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login run
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -37,3 +37,10 @@ bench-startup: build
 # introspection, refresh rotation, authorization code with an SSO session.
 bench-http: build
 	$(GO) run ./bench/http -bin bin/sso -duration 20s -conns 16,64
+
+# Password sign-ins over HTTP against the raw argon2id hash rate, on equal
+# terms: the server is pinned to CPU 0 (GOMAXPROCS=1) and the hash rate is
+# measured on CPU 0 too; the load generator runs on CPU 1. Needs 2 CPUs.
+bench-login: build
+	$(GO) build -o bin/bench-http ./bench/http
+	taskset -c 1 bin/bench-http -bin bin/sso -scenarios password_login -conns 2,4,8 -server-cpu 0 -duration 20s

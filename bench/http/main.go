@@ -4,6 +4,12 @@
 // latency percentiles, errors, and the server's CPU time and memory.
 //
 //	make build && go run ./bench/http -bin bin/sso -duration 20s -conns 16,64
+//
+// With -server-cpu the server runs pinned to those CPUs (taskset) with
+// GOMAXPROCS set to match, and the raw argon2id hash rate is first measured
+// on the same CPUs, so that the password_login scenario can be compared
+// with the hashing alone on equal terms (`make bench-login`): the load
+// generator and PostgreSQL then compete for the other CPUs, not the server's.
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +40,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/govsso/sso/users"
 )
 
 const password = "bench password for loopback only"
@@ -43,8 +52,14 @@ func main() {
 	connsFlag := flag.String("conns", "16,64", "concurrent connections, comma-separated")
 	scenariosFlag := flag.String("scenarios", "client_credentials,client_credentials_jwt,introspection,refresh,authorization_code", "scenarios, comma-separated")
 	dbURL := flag.String("database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL to create a scratch schema in")
+	serverCPU := flag.String("server-cpu", "", "CPU list (taskset -c) to pin the server to, e.g. 0; empty: not pinned")
+	rawArgon2 := flag.Duration("raw-argon2", 0, "internal: hash for this long on every P and print hashes per second")
 	flag.Parse()
-	if err := run(*bin, *duration, *connsFlag, *scenariosFlag, *dbURL); err != nil {
+	if *rawArgon2 > 0 {
+		fmt.Printf("%.2f\n", argon2Rate(*rawArgon2))
+		return
+	}
+	if err := run(*bin, *duration, *connsFlag, *scenariosFlag, *dbURL, *serverCPU); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-http:", err)
 		os.Exit(1)
 	}
@@ -58,7 +73,67 @@ type server struct {
 	secret map[string]string
 }
 
-func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL string) error {
+// argon2Rate hashes with the server's default parameters on every P for d
+// and returns hashes per second.
+func argon2Rate(d time.Duration) float64 {
+	h := users.NewPasswordHasher(users.DefaultArgon2Params)
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				h.Hash(password)
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
+
+// pinned returns the command line that runs args on cpus with GOMAXPROCS
+// set to their number, and that number.
+func pinned(cpus string, args ...string) (*exec.Cmd, error) {
+	n := 0
+	for _, part := range strings.Split(cpus, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("-server-cpu %q: %w", cpus, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("-server-cpu %q: %w", cpus, err)
+			}
+		}
+		n += b - a + 1
+	}
+	c := exec.Command("taskset", append([]string{"-c", cpus}, args...)...)
+	c.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(n))
+	return c, nil
+}
+
+func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL, serverCPU string) error {
+	var raw float64
+	if serverCPU != "" && strings.Contains(scenariosFlag, "password_login") {
+		c, err := pinned(serverCPU, os.Args[0], "-raw-argon2", "10s")
+		if err != nil {
+			return err
+		}
+		out, err := c.Output()
+		if err != nil {
+			return fmt.Errorf("raw argon2id rate: %w", err)
+		}
+		if raw, err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil {
+			return fmt.Errorf("raw argon2id rate %q: %w", out, err)
+		}
+		fmt.Printf("raw argon2id (m=%d KiB, t=%d, p=%d) on CPUs %s: %.1f hashes/s\n", users.DefaultArgon2Params.MemoryKiB,
+			users.DefaultArgon2Params.Iterations, users.DefaultArgon2Params.Parallelism, serverCPU, raw)
+	}
 	admin, err := sql.Open("pgx", dbURL)
 	if err != nil {
 		return err
@@ -70,7 +145,7 @@ func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL str
 	}
 	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 
-	s, err := startServer(bin, dbURL+"&search_path="+schema)
+	s, err := startServer(bin, dbURL+"&search_path="+schema, serverCPU)
 	if err != nil {
 		return err
 	}
@@ -95,12 +170,15 @@ func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL str
 				continue
 			}
 			fmt.Printf("%-26s %5d %9.0f %9s %9s %7d %9.2f %9s\n", name, conns, r.rps, r.p50, r.p99, r.errors, r.cpu, r.rss)
+			if name == "password_login" && raw > 0 {
+				fmt.Printf("%-26s %5d %9.2f  (password logins/s over HTTP ÷ raw argon2id hashes/s on the same CPUs)\n", "  login/hash ratio", conns, r.rps/raw)
+			}
 		}
 	}
 	return nil
 }
 
-func startServer(bin, dbURL string) (*server, error) {
+func startServer(bin, dbURL, cpus string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -114,6 +192,12 @@ func startServer(bin, dbURL string) (*server, error) {
 		"SSO_BOOTSTRAP_ADMIN_PASSWORD=bench admin password", "SSO_DB_MAX_OPEN_CONNS=40")
 	s := &server{base: "http://" + addr, env: env, bin: bin, secret: map[string]string{}}
 	s.cmd = exec.Command(bin, "serve")
+	if cpus != "" {
+		if s.cmd, err = pinned(cpus, bin, "serve"); err != nil {
+			return nil, err
+		}
+		env = append(env, s.cmd.Env[len(s.cmd.Env)-1]) // GOMAXPROCS
+	}
 	s.cmd.Env = env
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
