@@ -270,7 +270,7 @@ func (p *Provider) DecideDevice(ctx context.Context, typed string, approve bool,
 	if err != nil {
 		return err
 	}
-	who := &DeviceAuthorization{UserID: s.UserID, BrowserSessionID: s.ID, ACR: s.ACR, AMR: s.AMR, AuthTime: s.AuthTime}
+	who := &DeviceAuthorization{UserID: s.UserID, BrowserSessionID: s.ID, ACR: s.ACR, AMR: s.AMR, AuthTime: s.AuthTime, ActingFor: s.ActingFor}
 	err = p.store.DecideDeviceAuthorization(ctx, a.UserCode, approve, who, time.Now().UTC())
 	if errors.Is(err, db.ErrNotFound) {
 		return ErrUnknownUserCode // decided or expired since it was read
@@ -460,7 +460,7 @@ func (p *Provider) issueDeviceTokens(ctx context.Context, client *Client, a *Dev
 // deviceAccessRequest is the fosite request the tokens are stored under. Its
 // form holds only the grant type: the device code must not be stored.
 func (p *Provider) deviceAccessRequest(client *Client, a *DeviceAuthorization) *fosite.AccessRequest {
-	bs := &users.Session{ID: a.BrowserSessionID, ACR: a.ACR, AMR: a.AMR, AuthTime: a.AuthTime}
+	bs := &users.Session{ID: a.BrowserSessionID, ACR: a.ACR, AMR: a.AMR, AuthTime: a.AuthTime, ActingFor: a.ActingFor}
 	session := newIDSession(p.subjectFor(client, a.UserID), a.UserID, bs, client.ID, p.cfg.Issuer)
 	ar := fosite.NewAccessRequest(session)
 	ar.Client = fositeClient{client}

@@ -42,6 +42,8 @@ type DeviceAuthorization struct {
 	ACR              int       `json:"acr,omitempty"`
 	AMR              []string  `json:"amr,omitempty"`
 	AuthTime         time.Time `json:"auth_time,omitzero"`
+	// ActingFor is the enterprise the person acted for when approving, if any.
+	ActingFor string `json:"acting_for,omitempty"`
 	// Interval is how long the device must wait between polls.
 	Interval  time.Duration `json:"interval"`
 	CreatedAt time.Time     `json:"created_at"`
@@ -51,15 +53,15 @@ type DeviceAuthorization struct {
 }
 
 const deviceColumns = `device_code_hash, user_code, client_id, scopes, status, user_id, browser_session_id,
-	acr, amr, auth_time, interval_seconds, created_at, expires_at, last_polled_at`
+	acr, amr, auth_time, interval_seconds, created_at, expires_at, last_polled_at, acting_for`
 
 // CreateDeviceAuthorization stores a new, pending device authorization. A
 // user code or device code already in use is an error wrapping db.ErrConflict.
 func (s *SQLStore) CreateDeviceAuthorization(ctx context.Context, a *DeviceAuthorization) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO oauth_device_codes (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.Exec(ctx, `INSERT INTO oauth_device_codes (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.DeviceCodeHash, a.UserCode, a.ClientID, strings.Join(a.Scopes, " "), string(a.Status), a.UserID, a.BrowserSessionID,
 		a.ACR, strings.Join(a.AMR, " "), nullTime(a.AuthTime), int64(a.Interval/time.Second),
-		dbTime(a.CreatedAt), dbTime(a.ExpiresAt), nullTime(a.LastPolledAt))
+		dbTime(a.CreatedAt), dbTime(a.ExpiresAt), nullTime(a.LastPolledAt), a.ActingFor)
 	if err != nil {
 		return fmt.Errorf("create device authorization: %w", err)
 	}
@@ -89,7 +91,7 @@ func (s *SQLStore) getDevice(ctx context.Context, where, arg, lock string) (*Dev
 	)
 	err := s.db.Err(s.db.QueryRow(ctx, `SELECT `+deviceColumns+` FROM oauth_device_codes WHERE `+where+lock, arg).Scan(
 		&a.DeviceCodeHash, &a.UserCode, &a.ClientID, &scopes, &status, &a.UserID, &a.BrowserSessionID,
-		&a.ACR, &amr, &authTime, &interval, &a.CreatedAt, &a.ExpiresAt, &polled))
+		&a.ACR, &amr, &authTime, &interval, &a.CreatedAt, &a.ExpiresAt, &polled, &a.ActingFor))
 	if err != nil {
 		return nil, fmt.Errorf("device authorization: %w", err)
 	}
@@ -114,9 +116,9 @@ func (s *SQLStore) DecideDeviceAuthorization(ctx context.Context, userCode strin
 	if approve {
 		status = DeviceApproved
 	}
-	err := s.db.ExecOne(ctx, `UPDATE oauth_device_codes SET status = ?, user_id = ?, browser_session_id = ?, acr = ?, amr = ?, auth_time = ?
-		WHERE user_code = ? AND status = ? AND expires_at > ?`,
-		string(status), d.UserID, d.BrowserSessionID, d.ACR, strings.Join(d.AMR, " "), nullTime(d.AuthTime),
+	err := s.db.ExecOne(ctx, `UPDATE oauth_device_codes SET status = ?, user_id = ?, browser_session_id = ?, acr = ?, amr = ?, auth_time = ?,
+		acting_for = ? WHERE user_code = ? AND status = ? AND expires_at > ?`,
+		string(status), d.UserID, d.BrowserSessionID, d.ACR, strings.Join(d.AMR, " "), nullTime(d.AuthTime), d.ActingFor,
 		userCode, string(DevicePending), dbTime(now))
 	if err != nil {
 		return fmt.Errorf("decide device authorization: %w", err)

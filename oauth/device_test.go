@@ -384,6 +384,31 @@ func TestDeviceCodeConsumedOnce(t *testing.T) {
 	})
 }
 
+// A person acting for an enterprise approves a kiosk: its tokens say so,
+// as those of the authorization code flow do.
+func TestDeviceTokensCarryActingFor(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		e := newDeviceEnv(t, d)
+		ctx := context.Background()
+		deviceCode, userCode := e.authorize(t, "openid profile")
+		acting := *e.session
+		acting.ActingFor = "enterprise-account-1"
+		if err := e.p.DecideDevice(ctx, userCode, true, &acting, "192.0.2.1", "test"); err != nil {
+			t.Fatal(err)
+		}
+		status, tok := e.poll(t, deviceCode)
+		if status != 200 {
+			t.Fatalf("tokens: %d %v", status, tok)
+		}
+		if claims := jwtClaims(t, tok["id_token"].(string)); claims["acting_for"] != "enterprise-account-1" {
+			t.Errorf("id token acting_for %v, want enterprise-account-1", claims["acting_for"])
+		}
+		if status, out := e.userinfo(t, tok["access_token"].(string)); status != 200 || out["acting_for"] != "enterprise-account-1" {
+			t.Errorf("userinfo: %d %v, want acting_for", status, out)
+		}
+	})
+}
+
 func TestDeviceFlow(t *testing.T) {
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		e := newDeviceEnv(t, d)
