@@ -36,6 +36,8 @@ const (
 	ActionClientDelete = "client.delete"
 	// ActionKeysRotate: a new signing key became active.
 	ActionKeysRotate = "keys.rotate"
+	// ActionArchive: retention moved old records into an archive file.
+	ActionArchive = "audit.archive"
 	// ActionLogin: a sign-in attempt, successful or not.
 	ActionLogin = "auth.login"
 	// ActionOAuthAuthorize: a user granted a client an authorization code.

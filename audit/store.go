@@ -156,14 +156,14 @@ func (l *Log) lockChain(ctx context.Context) error {
 	return err
 }
 
-// chainHead is the last sealed place and its hash (0 and the genesis hash
-// for an empty chain).
+// chainHead is the last sealed place and its hash (the last archived one
+// when the table holds none; 0 and the genesis hash for an empty chain).
 func (l *Log) chainHead(ctx context.Context) (int64, string, error) {
 	var pos int64
 	var h string
 	err := l.d.Err(l.d.QueryRow(ctx, `SELECT chain_pos, hash FROM audit_events WHERE chain_pos IS NOT NULL ORDER BY chain_pos DESC LIMIT 1`).Scan(&pos, &h))
 	if errors.Is(err, db.ErrNotFound) {
-		return 0, GenesisHash, nil
+		return l.archiveHead(ctx) // everything sealed was archived, or nothing was sealed yet
 	}
 	return pos, h, err
 }
@@ -289,7 +289,11 @@ type VerifyResult struct {
 // the result; an error means the walk itself failed. It writes nothing.
 func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
-	prevHash, prevPos, prevSeq := GenesisHash, int64(0), int64(0)
+	prevPos, prevHash, err := l.archiveHead(ctx) // records moved out by retention end here
+	if err != nil {
+		return res, fmt.Errorf("audit verify: %w", err)
+	}
+	prevDesc := describePrev(prevPos, 0)
 	for {
 		page, err := l.query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE chain_pos > ? ORDER BY chain_pos LIMIT ?`, prevPos, l.pageSize)
 		if err != nil {
@@ -297,7 +301,7 @@ func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 		}
 		for _, r := range page {
 			res.Checked++
-			if reason := check(r, prevHash, prevSeq); reason != "" {
+			if reason := check(r, prevHash, prevDesc); reason != "" {
 				res.BrokenSeq, res.Reason = r.Seq, reason
 				return res, nil
 			}
@@ -306,7 +310,7 @@ func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 				res.Reason = fmt.Sprintf("record %d: its place in the chain is %d, not %d (records were deleted and the chain rehashed)", r.Seq, r.ChainPos, prevPos+1)
 				return res, nil
 			}
-			prevHash, prevPos, prevSeq = r.Hash, r.ChainPos, r.Seq
+			prevHash, prevPos, prevDesc = r.Hash, r.ChainPos, describePrev(r.ChainPos, r.Seq)
 		}
 		if len(page) < l.pageSize {
 			break
@@ -319,14 +323,11 @@ func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 	return res, nil
 }
 
-// check says what is wrong with record r, given the hash and seq of the
-// record before it (GenesisHash and 0 for the first), or "" if nothing is.
-func check(r row, prevHash string, prevSeq int64) string {
+// check says what is wrong with record r, given the hash of the record
+// before it and how to name that one (describePrev), or "" if nothing is.
+func check(r row, prevHash, prevDesc string) string {
 	if r.PrevHash != prevHash {
-		if prevSeq == 0 {
-			return fmt.Sprintf("record %d: prev_hash is not the genesis hash (the records before it were deleted)", r.Seq)
-		}
-		return fmt.Sprintf("record %d: prev_hash does not match record %d's hash (a record before it was deleted or edited)", r.Seq, prevSeq)
+		return fmt.Sprintf("record %d: prev_hash does not match %s (a record before it was deleted or edited)", r.Seq, prevDesc)
 	}
 	e, err := r.event()
 	if err != nil {
@@ -336,4 +337,16 @@ func check(r row, prevHash string, prevSeq int64) string {
 		return fmt.Sprintf("record %d: hash does not match its contents (edited)", r.Seq)
 	}
 	return ""
+}
+
+// describePrev names, for a broken-chain message, the record at place pos
+// (seq 0: known only from the archive table).
+func describePrev(pos, seq int64) string {
+	switch {
+	case pos == 0:
+		return "the genesis hash"
+	case seq == 0:
+		return fmt.Sprintf("the hash of the last archived record (place %d)", pos)
+	}
+	return fmt.Sprintf("record %d's hash", seq)
 }

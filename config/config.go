@@ -58,6 +58,9 @@ type Config struct {
 	LockoutWindow      time.Duration
 	LockoutDuration    time.Duration
 
+	AuditRetention  time.Duration
+	AuditArchiveDir string
+
 	PasswordHashMemoryKiB   uint32
 	PasswordHashIterations  uint32
 	PasswordHashParallelism uint8
@@ -176,6 +179,10 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.LockoutWindow }, time.Second)},
 	{Key: "lockout_duration", Default: "15m", Usage: "how long a locked account stays locked (an admin can unlock it sooner)",
 		set: durationSetting(func(c *Config) *time.Duration { return &c.LockoutDuration }, time.Second)},
+	{Key: "audit_retention", Default: "0s", Usage: "move audit records older than this out of the database into JSON-lines files in audit_archive_dir, hourly (0: keep every record in the database)",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.AuditRetention }, 0)},
+	{Key: "audit_archive_dir", Default: "", Usage: "directory for audit archive files (default <data_dir>/audit-archive); on several nodes, a shared volume or run `sso audit archive` from one place",
+		set: func(c *Config, v string) error { c.AuditArchiveDir = strings.TrimSpace(v); return nil }},
 	{Key: "password_hash_memory_kib", Default: "19456", Usage: "argon2id memory per hash, in KiB (19 MiB)",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 32)

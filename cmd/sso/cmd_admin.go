@@ -173,6 +173,7 @@ func runKeysRotate(ctx context.Context, e env, args []string) error {
 
 func runAuditVerify(ctx context.Context, e env, args []string) error {
 	f := newFlags("audit verify", e)
+	archives := f.Bool("archives", false, "also check every archive file against the database (hash and chain)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -189,6 +190,15 @@ func runAuditVerify(ctx context.Context, e env, args []string) error {
 	res, err := a.audit.Verify(ctx)
 	if err != nil {
 		return err
+	}
+	if *archives && res.OK {
+		n, err := verifyArchives(ctx, a.audit, archiveDir(a.cfg))
+		if err != nil {
+			return err
+		}
+		if !*f.json {
+			fmt.Fprintf(e.stdout, "audit archives intact: %d files checked\n", n)
+		}
 	}
 	if *f.json {
 		if err := printJSON(e.stdout, res); err != nil {

@@ -167,6 +167,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	}
 	go provider.RunLogoutDeliveries(ctx)
 	go provider.RunHousekeeping(ctx, time.Minute)
+	if a.cfg.AuditRetention > 0 {
+		go runAuditRetention(ctx, a.audit, a.cfg.AuditRetention, archiveDir(a.cfg), time.Hour, a.log)
+	}
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
