@@ -64,6 +64,7 @@ type centreView struct {
 	LevelHint                           string // catalogue key
 	VerifyURL                           string // "" when the level cannot be raised online
 	SecurityURL, PasskeysURL, ActingURL string // "" when the feature is off
+	SignRequestsURL                     string // "" when signature requests are off
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -169,6 +170,9 @@ func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreVi
 	}
 	if p.passkeys != nil {
 		av.PasskeysURL = passkeysPath
+	}
+	if p.signing {
+		av.SignRequestsURL = signRequestsPath
 	}
 	if p.acting == nil {
 		return nil

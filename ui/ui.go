@@ -104,6 +104,8 @@ type Pages struct {
 	stepUp   SessionStepUp
 	acting   ActingFor
 	account  AccountCentre
+	// signing is set by NewSignRequestPages: the centre links its page.
+	signing bool
 
 	tmpl     templates
 	cssURL   string
