@@ -178,6 +178,20 @@ func testSignRequests(t *testing.T, dialect db.Dialect) {
 		t.Fatal("an expired request can still be approved")
 	}
 	checkCallback(t, base, callbacks, sid, "expired", userID)
+
+	// Disabling the account revokes the signing certificate, and the
+	// public status endpoint says so.
+	serial := cert.SerialNumber.Text(16)
+	if code, st := licenceCall(t, base, "", "GET", "/certs/api/v1/certificates/"+serial+"/status", nil); code != http.StatusOK || st["status"] != "good" {
+		t.Fatalf("status before disabling: %d %v", code, st)
+	}
+	if r := te.run(t, "", "user", "disable", "signer"); r.code != 0 {
+		t.Fatalf("user disable: %s", r.stderr)
+	}
+	if code, st := licenceCall(t, base, "", "GET", "/certs/api/v1/certificates/"+serial+"/status", nil); code != http.StatusOK ||
+		st["status"] != "revoked" || st["revocation_reason"] != float64(5) {
+		t.Fatalf("status after disabling: %d %v", code, st)
+	}
 }
 
 // raiseToLevelTwo sets a person's verified name and level 2 directly, as

@@ -121,3 +121,17 @@ func uiSignError(err error) error {
 	}
 	return err
 }
+
+// revokeCertificatesOnDisable revokes a person's certificates (reason
+// cessationOfOperation) in the transaction that disables their account, so
+// a disabled account's key signs nothing more and the CRL says so at once.
+func revokeCertificatesOnDisable(a *app) func(ctx context.Context, userID string) error {
+	return func(ctx context.Context, userID string) error {
+		s, err := certService(a)
+		if err != nil {
+			return err
+		}
+		_, err = s.RevokeUserCertificates(ctx, userID, certs.ReasonCessationOfOperation)
+		return err
+	}
+}
