@@ -106,6 +106,24 @@ func testSignRequests(t *testing.T, dialect db.Dialect) {
 	if !strings.Contains(page, "规划许可申请表") || !strings.Contains(page, "Permits Bureau") || !strings.Contains(page, "/approve") {
 		t.Fatalf("request page after sign-in: %d %.800s", resp.StatusCode, page)
 	}
+	// Step up: a sign-in an hour old may not sign; approving sends the
+	// person to sign in again and back to the request.
+	ageSignIns(t, te, userID, time.Hour)
+	resp, _ = b.Get(base + "/account/sign-requests/" + id)
+	page = body(t, resp)
+	if strings.Contains(page, "/approve") || !strings.Contains(page, "/login?return_to=%2Faccount%2Fsign-requests%2F"+id) {
+		t.Fatalf("an old sign-in is offered approval: %.800s", page)
+	}
+	resp = submit(t, b, base, "/account/sign-requests/"+id+"/approve", page, nil)
+	page = body(t, resp)
+	if resp.Request.URL.Path != "/login" || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("approving with an old sign-in: %s %.400s", resp.Request.URL, page)
+	}
+	if code, got := licenceCall(t, base, bearer, "GET", "/certs/api/v1/sign-requests/"+id, nil); code != http.StatusOK || got["status"] != "pending" {
+		t.Fatalf("signed without a step-up: %d %v", code, got)
+	}
+	resp = submit(t, b, base, "/login", page, url.Values{"identifier": {"signer"}, "password": {password}})
+	page = body(t, resp)
 	resp = submit(t, b, base, "/account/sign-requests/"+id+"/approve", page, nil)
 	if page := body(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(page, "已完成签署") {
 		t.Fatalf("approve: %d %.500s", resp.StatusCode, page)
@@ -219,6 +237,25 @@ func raiseToLevelTwo(t *testing.T, te testEnv, username, name string) string {
 		t.Fatal(err)
 	}
 	return u.ID
+}
+
+// ageSignIns moves a person's sign-ins into the past, as if they signed in
+// that long before.
+func ageSignIns(t *testing.T, te testEnv, userID string, by time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := config.Load(nil, func(k string) string { return te[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openApp(ctx, cfg, io.Discard, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if _, err := a.db.Exec(ctx, `UPDATE browser_sessions SET auth_time = ? WHERE user_id = ?`, time.Now().Add(-by).UTC(), userID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func verifySM2(cert *smx509.Certificate, doc, sig []byte) bool {
