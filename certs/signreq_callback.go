@@ -29,6 +29,8 @@ const (
 	callbackTokenLifetime = 5 * time.Minute
 	// expireEvery is how often the worker settles requests whose time ran out.
 	expireEvery = 15 * time.Second
+	// callbackRetention is how long settled callbacks stay for inquiries.
+	callbackRetention = 7 * 24 * time.Hour
 )
 
 // SignCallbackBody is what a callback POSTs: one compact JWS (typ
@@ -45,12 +47,18 @@ type SignCallbackBody struct {
 func (s *SignRequests) RunWorker(ctx context.Context) {
 	tick := time.NewTicker(callbackPollInterval)
 	defer tick.Stop()
-	var lastExpire time.Time
+	var lastExpire, lastPurge time.Time
 	for {
 		if now := time.Now(); now.Sub(lastExpire) >= expireEvery {
 			lastExpire = now
 			if _, err := s.ExpireDue(ctx, 100); err != nil && ctx.Err() == nil {
 				s.ca.cfg.Logger.ErrorContext(ctx, "certs: expire sign requests", "err", err)
+			}
+		}
+		if now := time.Now(); now.Sub(lastPurge) >= time.Hour {
+			lastPurge = now
+			if _, err := s.PurgeCallbacks(ctx); err != nil && ctx.Err() == nil {
+				s.ca.cfg.Logger.ErrorContext(ctx, "certs: purge sign request callbacks", "err", err)
 			}
 		}
 		if _, err := s.DeliverCallbacks(ctx); err != nil && ctx.Err() == nil {
@@ -157,4 +165,10 @@ func (s *SignRequests) send(ctx context.Context, c *signCallback) error {
 		return fmt.Errorf("client answered %s", resp.Status)
 	}
 	return nil
+}
+
+// PurgeCallbacks deletes the callbacks settled more than a week ago and
+// returns how many.
+func (s *SignRequests) PurgeCallbacks(ctx context.Context) (int64, error) {
+	return s.store.purgeCallbacks(ctx, s.ca.now().Add(-callbackRetention))
 }

@@ -186,6 +186,16 @@ func (s *signStore) finishCallback(ctx context.Context, id string, delivered, ga
 		WHERE id = ?`, d, g, next.UTC(), lastError, id)
 }
 
+// purgeCallbacks deletes callbacks settled (delivered or given up) before
+// before; the audit log keeps every attempt.
+func (s *signStore) purgeCallbacks(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.Exec(ctx, `DELETE FROM sign_request_callbacks WHERE delivered_at < ? OR gave_up_at < ?`, before.UTC(), before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("certs: purge sign request callbacks: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // SignCallbackStatus is what the outbox knows of one callback.
 type SignCallbackStatus struct {
 	Attempts  int

@@ -397,6 +397,13 @@ func TestSignRequestCallbacksRetryUntilDelivered(t *testing.T) {
 		if len(evs) != 2 || evs[0].Result != audit.ResultFailure || evs[1].Result != audit.ResultSuccess {
 			t.Fatalf("callback attempts audited: %+v", evs)
 		}
+		if n, err := f.sr.PurgeCallbacks(ctx); n != 0 || err != nil {
+			t.Fatalf("purged a fresh callback: %d %v", n, err)
+		}
+		f.clock.t = f.clock.t.Add(callbackRetention + time.Second)
+		if n, err := f.sr.PurgeCallbacks(ctx); n != 1 || err != nil {
+			t.Fatalf("purge after a week: %d %v", n, err)
+		}
 	})
 }
 

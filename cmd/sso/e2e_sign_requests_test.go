@@ -162,6 +162,11 @@ func testSignRequests(t *testing.T, dialect db.Dialect) {
 	opensslVerify(t, cert, doc, sig)
 	checkCallback(t, base, callbacks, id, "signed", userID)
 
+	resp, _ = b.Get(base + "/account")
+	if page := body(t, resp); !strings.Contains(page, `href="/account/sign-requests"`) {
+		t.Fatalf("the account centre does not link the signature requests: %.600s", page)
+	}
+
 	// Decline: the person, still signed in, says no.
 	declined := ask(0)
 	did := declined["id"].(string)
