@@ -41,6 +41,9 @@ type Config struct {
 	Tokens      TokenIntrospector
 	BrowserUser func(*http.Request) (*users.Session, error)
 	Logger      *slog.Logger
+	// OnDisable runs in the transaction that disables an account (cmd/sso
+	// revokes the person's signing certificates); nil does nothing.
+	OnDisable func(ctx context.Context, userID string) error
 }
 
 // API serves /admin/api/v1.

@@ -355,6 +355,11 @@ func (api *API) changeUser(w http.ResponseWriter, r *http.Request, a Actor, acti
 			if _, err := api.Sessions.RevokeAllForUser(ctx, u.ID); err != nil {
 				return err
 			}
+			if api.OnDisable != nil {
+				if err := api.OnDisable(ctx, u.ID); err != nil {
+					return err
+				}
+			}
 		}
 		return api.record(ctx, r, a, action, u.ID, details())
 	})

@@ -22,10 +22,12 @@ import (
 // MaxVerifyBody bounds a verification request (documents travel base64-encoded).
 const MaxVerifyBody = 8 << 20
 
-// Register adds the public endpoints: the CRL and signature verification.
+// Register adds the public endpoints: the CRL, signature verification and
+// certificate status.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /certs/crl", s.handleCRL)
 	mux.HandleFunc("POST /certs/api/v1/verify", s.handleVerify)
+	mux.HandleFunc("GET /certs/api/v1/certificates/{serial}/status", s.handleStatus)
 }
 
 func (s *Service) handleCRL(w http.ResponseWriter, r *http.Request) {

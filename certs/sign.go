@@ -66,6 +66,20 @@ func Digest(cert *smx509.Certificate, data []byte) ([]byte, error) {
 // SM2 signature over the signed attributes (content type, message digest,
 // signing time), and the signer's certificate with the issuing CA and root.
 func (s *Service) SignCMS(ctx context.Context, certID string, data []byte) ([]byte, error) {
+	return s.signCMS(ctx, certID, data, false)
+}
+
+// SignCMSDigest is SignCMS for a caller that holds only SM3(M): the signed
+// attributes carry it as the message digest, so the result verifies
+// against the document as SignCMS's does.
+func (s *Service) SignCMSDigest(ctx context.Context, certID string, digest []byte) ([]byte, error) {
+	if len(digest) != sm3.Size {
+		return nil, wrapInvalid("digest must be %d bytes of SM3", sm3.Size)
+	}
+	return s.signCMS(ctx, certID, digest, true)
+}
+
+func (s *Service) signCMS(ctx context.Context, certID string, data []byte, isDigest bool) ([]byte, error) {
 	rec, cert, key, err := s.signer(ctx, certID)
 	if err != nil {
 		return nil, err
@@ -78,7 +92,11 @@ func (s *Service) SignCMS(ctx context.Context, certID string, data []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	sd, err := pkcs7.NewSMSignedData(data)
+	newSD, sum := pkcs7.NewSMSignedData, sm3.Sum(data)
+	if isDigest {
+		newSD, sum = pkcs7.NewSMSignedDataWithDigest, [sm3.Size]byte(data)
+	}
+	sd, err := newSD(data)
 	if err != nil {
 		return nil, fmt.Errorf("certs: cms: %w", err)
 	}
@@ -90,7 +108,6 @@ func (s *Service) SignCMS(ctx context.Context, certID string, data []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	sum := sm3.Sum(data)
 	if err := s.recordSign(ctx, rec, "cms", sum[:]); err != nil {
 		return nil, err
 	}

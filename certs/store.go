@@ -54,6 +54,12 @@ func (s *store) list(ctx context.Context) ([]*Certificate, error) {
 	return s.scanAll(ctx, `SELECT `+certColumns+` FROM certificates ORDER BY created_at, id`)
 }
 
+// activeOwnedBy lists a person's active end-entity certificates.
+func (s *store) activeOwnedBy(ctx context.Context, userID string) ([]*Certificate, error) {
+	return s.scanAll(ctx, `SELECT `+certColumns+` FROM certificates
+		WHERE owner_user_id = ? AND status = 'active' AND kind IN ('user', 'org') ORDER BY created_at, id`, userID)
+}
+
 // revokedEndEntities lists what the issuing CA's CRL must name.
 func (s *store) revokedEndEntities(ctx context.Context) ([]*Certificate, error) {
 	return s.scanAll(ctx, `SELECT `+certColumns+` FROM certificates

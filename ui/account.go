@@ -65,6 +65,7 @@ type centreView struct {
 	VerifyURL                           string // "" when the level cannot be raised online
 	SecurityURL, PasskeysURL, ActingURL string // "" when the feature is off
 	PasswordURL                         string
+	SignRequestsURL                     string // "" when signature requests are off
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -173,6 +174,9 @@ func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreVi
 	}
 	if p.passkeys != nil {
 		av.PasskeysURL = passkeysPath
+	}
+	if p.signing {
+		av.SignRequestsURL = signRequestsPath
 	}
 	if p.acting == nil {
 		return nil

@@ -108,6 +108,8 @@ type Pages struct {
 	acting    ActingFor
 	account   AccountCentre
 	passwords PasswordChanger
+	// signing is set by NewSignRequestPages: the centre links its page.
+	signing bool
 
 	tmpl     templates
 	cssURL   string

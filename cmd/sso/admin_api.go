@@ -26,6 +26,7 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages) *admin.API {
 		Tokens:      tokenIntrospector{provider},
 		BrowserUser: func(r *http.Request) (*users.Session, error) { return pages.CurrentSession(r) },
 		Logger:      a.log,
+		OnDisable:   revokeCertificatesOnDisable(a),
 	})
 }
 

@@ -147,6 +147,11 @@ func setUserStatus(ctx context.Context, e env, name string, args []string, statu
 		if updated, err = a.users.Update(ctx, u.ID, func(u *users.User) error { u.Status = status; return nil }); err != nil {
 			return err
 		}
+		if status == users.StatusDisabled {
+			if err := revokeCertificatesOnDisable(a)(ctx, u.ID); err != nil {
+				return err
+			}
+		}
 		_, err = a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: action, Result: audit.ResultSuccess})
 		return err
 	})
