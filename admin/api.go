@@ -41,6 +41,13 @@ type Config struct {
 	Tokens      TokenIntrospector
 	BrowserUser func(*http.Request) (*users.Session, error)
 	Logger      *slog.Logger
+
+	// ResetLinks, ResetURL (the reset page, issuer + "/reset") and Codes
+	// let administrators start password resets; nil or "" turns the
+	// methods that need them off.
+	ResetLinks *users.ResetLinks
+	ResetURL   string
+	Codes      CodeSender
 }
 
 // API serves /admin/api/v1.
@@ -77,6 +84,7 @@ func (api *API) routes() []route {
 		{"POST", "/users/{id}:unlock", "Clear sign-in lockouts", api.unlockUser},
 		{"POST", "/users/{id}:revoke-sessions", "End every browser session", api.revokeSessions},
 		{"POST", "/users/{id}:set-level", "Set the assurance level, with a reason", api.setLevel},
+		{"POST", "/users/{id}/password-reset", "Start a password reset: a one-time link, or a code by SMS; never a password", api.startPasswordReset},
 		{"POST", "/clients", "Register a client; the secret is shown once", api.createClient},
 		{"GET", "/clients", "List clients", api.listClients},
 		{"GET", "/clients/{id}", "Get a client", api.getClient},

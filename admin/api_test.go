@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/govsso/sso/audit"
@@ -48,6 +50,33 @@ type fixture struct {
 	boss                         *users.User // a super admin sitting in villageA
 	tokens                       fakeTokens
 	sessions                     map[string]string // session cookie → user id
+	messages                     *captureSender
+	logs                         *bytes.Buffer
+}
+
+// captureSender keeps the messages the API had sent.
+type captureSender struct {
+	mu   sync.Mutex
+	msgs []users.Message
+}
+
+func (c *captureSender) Send(_ context.Context, m users.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, m)
+	return nil
+}
+
+func (c *captureSender) to(dest string) []users.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []users.Message
+	for _, m := range c.msgs {
+		if m.To == dest {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func newFixture(t *testing.T, d *db.DB) *fixture {
@@ -61,12 +90,15 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	}
 	store := users.NewSQLStore(d, k)
 	log := audit.NewLog(d)
-	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}}
+	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}, messages: &captureSender{}, logs: &bytes.Buffer{}}
 	f.api = New(Config{
 		DB: d, Users: store, OrgUnits: users.NewOrgUnits(d), Assurance: users.NewAssurance(d, store, nil, log),
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
 		Clients: oauth.NewSQLStore(d, k), Secrets: oauth.NewSecretHasher(k.Derive("test client secret")), Audit: log,
 		Tokens: f.tokens,
+		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
+		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BrowserUser: func(r *http.Request) (*users.Session, error) {
 			c, err := r.Cookie("sso_session")
 			if err != nil || f.sessions[c.Value] == "" {
@@ -207,6 +239,11 @@ func TestRouteAuthorization(t *testing.T) {
 			{"client manager creates clients", "clients", "POST", "/clients", `{"id":"tax","name":"Tax","redirect_uris":["https://tax.example.org/cb"]}`, 201},
 			{"client manager cannot change users", "clients", "PATCH", "/users/" + f.staffA.ID, `{"display_name":"x"}`, 403},
 			{"client manager cannot read audit", "clients", "GET", "/audit", "", 403},
+			{"town admin starts a reset for its village's staff", "town", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 200},
+			{"town admin cannot reset another town's staff", "town", "POST", "/users/" + f.staffB.ID + "/password-reset", "", 403},
+			{"town admin cannot reset a super admin", "town", "POST", "/users/" + f.boss.ID + "/password-reset", "", 403},
+			{"auditor cannot start a reset", "auditor", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 403},
+			{"client manager cannot start a reset", "clients", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 403},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,10 @@ const (
 	ActionOrgCreate   Action = "org.create" // target: the parent unit
 	ActionOrgWrite    Action = "org.write"  // rename, move, delete
 	ActionAuditRead   Action = "audit.read"
+	// ActionUserResetPassword starts a password reset for a person.
+	ActionUserResetPassword Action = "user.reset_password"
+	// ActionUserDelete soft-deletes an account (erased after the retention).
+	ActionUserDelete Action = "user.delete"
 )
 
 // Actor is an authenticated caller and the rights it holds.
@@ -85,7 +89,7 @@ func Allowed(a Actor, action Action, t Target) bool {
 		return a.Has(RoleAuditor)
 	case ActionClientRead, ActionClientWrite:
 		return a.Has(RoleClientManager)
-	case ActionUserWrite:
+	case ActionUserWrite, ActionUserResetPassword, ActionUserDelete:
 		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
 	case ActionUserRead, ActionOrgRead, ActionOrgCreate:
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false)

@@ -59,6 +59,12 @@ func TestAllowed(t *testing.T) {
 		{"client manager cannot change users", clients, ActionUserWrite, in(villA), false},
 		{"client manager cannot read audit", clients, ActionAuditRead, in(nowhere), false},
 		{"no role, no right", nobody, ActionUserRead, in(villA), false},
+		{"town admin resets a password in its village", townAdmin, ActionUserResetPassword, in(villA), true},
+		{"town admin cannot reset a password in another town", townAdmin, ActionUserResetPassword, in(villB), false},
+		{"town admin cannot reset a super admin's password", townAdmin, ActionUserResetPassword, Target{OrgPaths: []string{villA}, SuperAdmin: true}, false},
+		{"auditor cannot reset passwords", auditor, ActionUserResetPassword, in(villA), false},
+		{"client manager cannot reset passwords", clients, ActionUserResetPassword, in(villA), false},
+		{"super admin resets any password", super, ActionUserResetPassword, in(nowhere), true},
 		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
 	}
 	for _, tt := range tests {

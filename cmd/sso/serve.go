@@ -159,7 +159,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	pages.Register(mux)
 	devicePages.Register(mux)
 	provider.Register(mux)
-	adminAPI(a, provider, pages).Register(mux)
+	adminAPI(a, provider, pages, accounts).Register(mux)
 	if err := registerCerts(mux, a, provider); err != nil {
 		return nil, err
 	}
