@@ -48,6 +48,9 @@ type Config struct {
 	ResetLinks *users.ResetLinks
 	ResetURL   string
 	Codes      CodeSender
+	// Grants revokes consents and tokens of deleted accounts and on
+	// request; nil leaves them to expire.
+	Grants Grants
 }
 
 // API serves /admin/api/v1.
@@ -84,6 +87,11 @@ func (api *API) routes() []route {
 		{"POST", "/users/{id}:unlock", "Clear sign-in lockouts", api.unlockUser},
 		{"POST", "/users/{id}:revoke-sessions", "End every browser session", api.revokeSessions},
 		{"POST", "/users/{id}:set-level", "Set the assurance level, with a reason", api.setLevel},
+		{"DELETE", "/users/{id}", "Delete an account: it cannot sign in, its sessions and grants end, its personal data is erased after the retention", api.deleteUser},
+		{"GET", "/users/{id}/sessions", "List the account's browser sessions", api.listUserSessions},
+		{"DELETE", "/users/{id}/sessions", "End every browser session of the account", api.revokeSessions},
+		{"GET", "/users/{id}/consents", "List the clients the person consented to", api.listUserConsents},
+		{"DELETE", "/users/{id}/consents", "Withdraw consents and tokens: of every client, or of ?client_id=", api.revokeUserConsents},
 		{"POST", "/users/{id}/password-reset", "Start a password reset: a one-time link, or a code by SMS; never a password", api.startPasswordReset},
 		{"POST", "/clients", "Register a client; the secret is shown once", api.createClient},
 		{"GET", "/clients", "List clients", api.listClients},
@@ -91,6 +99,8 @@ func (api *API) routes() []route {
 		{"PATCH", "/clients/{id}", "Update a client", api.patchClient},
 		{"POST", "/clients/{id}:rotate-secret", "Replace the secret; the new one is shown once", api.rotateSecret},
 		{"DELETE", "/clients/{id}", "Delete a client and its tokens", api.deleteClient},
+		{"GET", "/clients/{id}/consents", "List the people who consented to the client", api.listClientConsents},
+		{"DELETE", "/clients/{id}/consents", "Withdraw every consent to the client and its tokens for people", api.revokeClientConsents},
 		{"POST", "/org-units", "Create an org unit", api.createOrgUnit},
 		{"GET", "/org-units/{id}", "Get a unit and its subtree", api.getOrgUnit},
 		{"PATCH", "/org-units/{id}", "Rename or move a unit", api.patchOrgUnit},

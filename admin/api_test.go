@@ -51,6 +51,7 @@ type fixture struct {
 	tokens                       fakeTokens
 	sessions                     map[string]string // session cookie → user id
 	messages                     *captureSender
+	provider                     *oauth.Provider
 	logs                         *bytes.Buffer
 }
 
@@ -91,11 +92,14 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	store := users.NewSQLStore(d, k)
 	log := audit.NewLog(d)
 	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}, messages: &captureSender{}, logs: &bytes.Buffer{}}
+	clients, secrets := oauth.NewSQLStore(d, k), oauth.NewSecretHasher(k.Derive("test client secret"))
+	f.provider = oauth.NewProvider(oauth.Config{Issuer: "https://sso.example.org", HMACKey: k.Derive("test hmac"), PairwiseKey: k.Derive("test pairwise")},
+		oauth.Dependencies{DB: d, Store: clients, Secrets: secrets, Audit: log})
 	f.api = New(Config{
 		DB: d, Users: store, OrgUnits: users.NewOrgUnits(d), Assurance: users.NewAssurance(d, store, nil, log),
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
-		Clients: oauth.NewSQLStore(d, k), Secrets: oauth.NewSecretHasher(k.Derive("test client secret")), Audit: log,
-		Tokens: f.tokens,
+		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider,
+		Tokens:     f.tokens,
 		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
 		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -239,6 +243,16 @@ func TestRouteAuthorization(t *testing.T) {
 			{"client manager creates clients", "clients", "POST", "/clients", `{"id":"tax","name":"Tax","redirect_uris":["https://tax.example.org/cb"]}`, 201},
 			{"client manager cannot change users", "clients", "PATCH", "/users/" + f.staffA.ID, `{"display_name":"x"}`, 403},
 			{"client manager cannot read audit", "clients", "GET", "/audit", "", 403},
+			{"town admin lists sessions of its village's staff", "town", "GET", "/users/" + f.staffA.ID + "/sessions", "", 200},
+			{"town admin cannot list another town's sessions", "town", "GET", "/users/" + f.staffB.ID + "/sessions", "", 403},
+			{"auditor cannot list sessions", "auditor", "GET", "/users/" + f.staffA.ID + "/sessions", "", 403},
+			{"town admin lists consents of its village's staff", "town", "GET", "/users/" + f.staffA.ID + "/consents", "", 200},
+			{"town admin cannot withdraw another town's consents", "town", "DELETE", "/users/" + f.staffB.ID + "/consents", "", 403},
+			{"client manager cannot withdraw a person's consents", "clients", "DELETE", "/users/" + f.staffA.ID + "/consents", "", 403},
+			{"auditor cannot delete accounts", "auditor", "DELETE", "/users/" + f.staffA.ID, "", 403},
+			{"client manager cannot delete accounts", "clients", "DELETE", "/users/" + f.staffA.ID, "", 403},
+			{"town admin cannot delete a super admin", "town", "DELETE", "/users/" + f.boss.ID, "", 403},
+			{"town admin cannot delete another town's staff", "town", "DELETE", "/users/" + f.staffB.ID, "", 403},
 			{"town admin starts a reset for its village's staff", "town", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 200},
 			{"town admin cannot reset another town's staff", "town", "POST", "/users/" + f.staffB.ID + "/password-reset", "", 403},
 			{"town admin cannot reset a super admin", "town", "POST", "/users/" + f.boss.ID + "/password-reset", "", 403},

@@ -62,6 +62,8 @@ func (api *API) openAPIDocument() map[string]any {
 
 func okStatus(rt route) string {
 	switch {
+	case rt.method == http.MethodDelete && (strings.HasSuffix(rt.path, "/sessions") || strings.HasSuffix(rt.path, "/consents")):
+		return "200" // answers with what was revoked
 	case rt.method == http.MethodDelete:
 		return "204"
 	case rt.method == http.MethodPost && strings.HasSuffix(rt.path, "/password-reset"):

@@ -65,6 +65,11 @@ func TestAllowed(t *testing.T) {
 		{"auditor cannot reset passwords", auditor, ActionUserResetPassword, in(villA), false},
 		{"client manager cannot reset passwords", clients, ActionUserResetPassword, in(villA), false},
 		{"super admin resets any password", super, ActionUserResetPassword, in(nowhere), true},
+		{"town admin deletes staff of its village", townAdmin, ActionUserDelete, in(villA), true},
+		{"town admin cannot delete another town's staff", townAdmin, ActionUserDelete, in(townB), false},
+		{"town admin cannot delete a super admin", townAdmin, ActionUserDelete, Target{OrgPaths: []string{villA}, SuperAdmin: true}, false},
+		{"auditor cannot delete", auditor, ActionUserDelete, in(villA), false},
+		{"client manager cannot delete", clients, ActionUserDelete, in(villA), false},
 		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
 	}
 	for _, tt := range tests {

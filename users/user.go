@@ -70,6 +70,11 @@ type User struct {
 	PasswordHash   string    `json:"-"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// DeletedAt is when an administrator deleted the account (Status is
+	// then StatusDeleted); ErasedAt when its personal data was erased,
+	// leaving only the tombstone.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	ErasedAt  time.Time `json:"erased_at,omitzero"`
 }
 
 // FieldError names one invalid field and why.

@@ -30,6 +30,7 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages, accounts *ui.Ac
 		ResetLinks:  users.NewResetLinks(a.db, 0),
 		ResetURL:    strings.TrimSuffix(a.cfg.Issuer, "/") + "/reset",
 		Codes:       accounts.Codes,
+		Grants:      provider,
 	})
 }
 
