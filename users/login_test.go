@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -187,6 +188,20 @@ func TestDisabledAccount(t *testing.T) {
 		}
 		if _, err := f.auth.PasswordLogin(ctx, "alice", "wrong password", meta); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("wrong password: %v", err)
+		}
+		if got, err := f.auth.PasswordLogin(ctx, "alice", password, meta); got != nil || !errors.Is(err, ErrAccountDisabled) {
+			t.Fatalf("right password: %+v, %v", got, err)
+		}
+	})
+}
+
+func TestDeletedAccountCannotSignIn(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newLoginFixture(t, d, LockoutPolicy{})
+		u, password := f.addUser(t, "alice")
+		if _, err := f.store.SoftDelete(ctx, u.ID, time.Now()); err != nil {
+			t.Fatal(err)
 		}
 		if got, err := f.auth.PasswordLogin(ctx, "alice", password, meta); got != nil || !errors.Is(err, ErrAccountDisabled) {
 			t.Fatalf("right password: %+v, %v", got, err)
