@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -51,6 +52,24 @@ type Config struct {
 	// Grants revokes consents and tokens of deleted accounts and on
 	// request; nil leaves them to expire.
 	Grants Grants
+	// SecretOverlap is how long a rotated client secret keeps working, and
+	// the most a rotation request may ask for; 0 ends it at once.
+	SecretOverlap time.Duration
+	// ClientCache is told of every client changed, so the token endpoint
+	// of this node sees the change at once (oauth.Provider); nil is fine.
+	ClientCache ClientCache
+}
+
+// ClientCache forgets cached copies of a client (oauth.Provider).
+type ClientCache interface {
+	ForgetClient(id string)
+}
+
+// clientChanged tells the cache, after the change is committed.
+func (api *API) clientChanged(id string) {
+	if api.ClientCache != nil {
+		api.ClientCache.ForgetClient(id)
+	}
 }
 
 // API serves /admin/api/v1.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -98,7 +99,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	f.api = New(Config{
 		DB: d, Users: store, OrgUnits: users.NewOrgUnits(d), Assurance: users.NewAssurance(d, store, nil, log),
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
-		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider,
+		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider, SecretOverlap: 24 * time.Hour,
 		Tokens:     f.tokens,
 		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
 		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),
@@ -234,7 +235,11 @@ func TestRouteAuthorization(t *testing.T) {
 			{"town admin creates a unit in its town", "town", "POST", "/org-units", `{"parent_id":"` + f.townA.ID + `","code":"v2","name":"v2","kind":"village"}`, 201},
 			{"town admin cannot delete its own town", "town", "DELETE", "/org-units/" + f.townA.ID, "", 403},
 			{"town admin cannot read audit", "town", "GET", "/audit", "", 403},
-			{"town admin cannot list clients", "town", "GET", "/clients", "", 403},
+			{"town admin lists clients (of its subtree only)", "town", "GET", "/clients", "", 200},
+			{"auditor cannot list clients", "auditor", "GET", "/clients", "", 403},
+			{"town admin registers a client for its village", "town", "POST", "/clients", `{"id":"village-app","name":"V","redirect_uris":["https://v.example.org/cb"],"org_unit_id":"` + f.villageA.ID + `"}`, 201},
+			{"town admin cannot register a client for another town", "town", "POST", "/clients", `{"id":"b-app","name":"B","redirect_uris":["https://b.example.org/cb"],"org_unit_id":"` + f.townB.ID + `"}`, 403},
+			{"town admin cannot register a client in no unit", "town", "POST", "/clients", `{"id":"no-app","name":"N","redirect_uris":["https://n.example.org/cb"]}`, 403},
 			{"auditor reads audit", "auditor", "GET", "/audit", "", 200},
 			{"auditor cannot read users", "auditor", "GET", "/users/" + f.staffA.ID, "", 403},
 			{"auditor cannot change users", "auditor", "POST", "/users/" + f.staffA.ID + ":disable", "", 403},

@@ -2,10 +2,12 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/oauth"
 )
 
@@ -211,8 +213,35 @@ func (api *API) loadClient(w http.ResponseWriter, r *http.Request, a Actor, acti
 	return c, require(w, a, action, t)
 }
 
-// clientTarget is where a client sits in the org tree. Clients do not
-// belong to units yet, so only client managers and super admins act on them.
-func (api *API) clientTarget(_ context.Context, _ *oauth.Client) (Target, error) {
-	return Target{}, nil
+// clientTarget is where a client sits in the org tree: its department's
+// unit. A client in no unit (or in one since deleted) is for client
+// managers and super admins only.
+func (api *API) clientTarget(ctx context.Context, c *oauth.Client) (Target, error) {
+	if c.OrgUnitID == "" {
+		return Target{}, nil
+	}
+	unit, err := api.OrgUnits.Get(ctx, c.OrgUnitID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Target{}, nil
+	}
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{OrgPaths: []string{unit.Path}}, nil
+}
+
+// unitTargetField is the target of an org_unit_id given in a request: a
+// validation problem when the unit does not exist.
+func (api *API) unitTargetField(ctx context.Context, unitID string) (Target, error) {
+	if unitID == "" {
+		return Target{}, nil
+	}
+	unit, err := api.OrgUnits.Get(ctx, unitID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Target{}, validationProblem([]FieldError{{Field: "org_unit_id", Reason: "is not a known org unit"}})
+	}
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{OrgPaths: []string{unit.Path}}, nil
 }

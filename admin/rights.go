@@ -88,7 +88,8 @@ func Allowed(a Actor, action Action, t Target) bool {
 	case ActionAuditRead:
 		return a.Has(RoleAuditor)
 	case ActionClientRead, ActionClientWrite:
-		return a.Has(RoleClientManager)
+		// A department's admin looks after the department's own systems.
+		return a.Has(RoleClientManager) || (a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false))
 	case ActionUserWrite, ActionUserResetPassword, ActionUserDelete:
 		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
 	case ActionUserRead, ActionOrgRead, ActionOrgCreate:

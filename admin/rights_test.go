@@ -70,6 +70,12 @@ func TestAllowed(t *testing.T) {
 		{"town admin cannot delete a super admin", townAdmin, ActionUserDelete, Target{OrgPaths: []string{villA}, SuperAdmin: true}, false},
 		{"auditor cannot delete", auditor, ActionUserDelete, in(villA), false},
 		{"client manager cannot delete", clients, ActionUserDelete, in(villA), false},
+		{"town admin manages a client of its village", townAdmin, ActionClientWrite, in(villA), true},
+		{"town admin reads a client of its town", townAdmin, ActionClientRead, in(townA), true},
+		{"town admin cannot manage another town's client", townAdmin, ActionClientWrite, in(townB), false},
+		{"town admin cannot read a city-level client", townAdmin, ActionClientRead, in(city), false},
+		{"client manager manages any department's client", clients, ActionClientWrite, in(villB), true},
+		{"auditor cannot read a department's client", auditor, ActionClientRead, in(villA), false},
 		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
 	}
 	for _, tt := range tests {
