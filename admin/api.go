@@ -58,6 +58,8 @@ type Config struct {
 	// ClientCache is told of every client changed, so the token endpoint
 	// of this node sees the change at once (oauth.Provider); nil is fine.
 	ClientCache ClientCache
+	// Enterprises keeps enterprises and their agents.
+	Enterprises *users.Enterprises
 }
 
 // ClientCache forgets cached copies of a client (oauth.Provider).
@@ -125,6 +127,11 @@ func (api *API) routes() []route {
 		{"PATCH", "/org-units/{id}", "Rename or move a unit", api.patchOrgUnit},
 		{"DELETE", "/org-units/{id}", "Delete an empty unit", api.deleteOrgUnit},
 		{"GET", "/audit", "Query the audit log (JSON or CSV)", api.listAudit},
+		{"POST", "/enterprises", "Register an enterprise by its unified social credit code, with its legal representative", api.createEnterprise},
+		{"GET", "/enterprises/{id}", "Get an enterprise and its agents", api.getEnterprise},
+		{"POST", "/enterprises/{id}/agents", "Let a person act for the enterprise", api.addAgent},
+		{"DELETE", "/enterprises/{id}/agents/{user_id}", "Take an agent's right to act away", api.removeAgent},
+		{"POST", "/enterprises/{id}:transfer-legal-representative", "Make another person the legal representative", api.transferLegalRep},
 	}
 }
 
@@ -174,6 +181,9 @@ func (api *API) dispatch(byVerb map[string]route) http.Handler {
 		}
 		r.SetPathValue("id", id)
 		a, p := api.authenticate(r)
+		if p == errForbidden && ownerRoutes[rt.method+" "+rt.path] {
+			p = nil // a person without an admin role; the handler checks ownership
+		}
 		if p != nil {
 			if p.Status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer scope="`+AdminScope+`"`)
@@ -271,7 +281,8 @@ func (api *API) accountActor(ctx context.Context, userID string) (Actor, *Proble
 		}
 	}
 	if len(a.Roles) == 0 {
-		return Actor{}, errForbidden
+		// The actor is kept for the routes open to owners (see ownerRoutes).
+		return a, errForbidden
 	}
 	return a, nil
 }

@@ -99,7 +99,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	f.api = New(Config{
 		DB: d, Users: store, OrgUnits: users.NewOrgUnits(d), Assurance: users.NewAssurance(d, store, nil, log),
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
-		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider, SecretOverlap: 24 * time.Hour,
+		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider, SecretOverlap: 24 * time.Hour, Enterprises: users.NewEnterprises(d, store),
 		Tokens:     f.tokens,
 		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
 		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),

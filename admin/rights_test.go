@@ -76,6 +76,14 @@ func TestAllowed(t *testing.T) {
 		{"town admin cannot read a city-level client", townAdmin, ActionClientRead, in(city), false},
 		{"client manager manages any department's client", clients, ActionClientWrite, in(villB), true},
 		{"auditor cannot read a department's client", auditor, ActionClientRead, in(villA), false},
+		{"super admin registers an enterprise", super, ActionEnterpriseCreate, in(nowhere), true},
+		{"town admin cannot register an enterprise", townAdmin, ActionEnterpriseCreate, in(nowhere), false},
+		{"the legal representative manages agents", nobody, ActionEnterpriseAgents, Target{Owner: "x"}, true},
+		{"the legal representative reads the enterprise", nobody, ActionEnterpriseRead, Target{Owner: "x"}, true},
+		{"another person cannot manage agents", nobody, ActionEnterpriseAgents, Target{Owner: "someone-else"}, false},
+		{"a client acting alone owns nothing", Actor{ClientID: "c"}, ActionEnterpriseAgents, Target{Owner: ""}, false},
+		{"owning an enterprise gives no right over accounts", nobody, ActionUserRead, Target{OrgPaths: []string{villA}, Owner: "x"}, false},
+		{"town admin cannot manage an enterprise's agents", townAdmin, ActionEnterpriseAgents, Target{Owner: "someone-else"}, false},
 		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
 	}
 	for _, tt := range tests {

@@ -33,6 +33,7 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages, accounts *ui.Ac
 		Grants:        provider,
 		SecretOverlap: a.cfg.ClientSecretOverlap,
 		ClientCache:   provider,
+		Enterprises:   users.NewEnterprises(a.db, a.users),
 	})
 }
 
