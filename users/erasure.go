@@ -61,7 +61,8 @@ func (s *SQLStore) SoftDelete(ctx context.Context, id string, now time.Time) (*U
 
 // EraseDeleted erases the personal data of at most limit accounts deleted
 // before before: names, contact details, ID number (ciphertext and blind
-// index), password, passkeys, TOTP, memberships and agent roles. What
+// index), password, passkeys, TOTP, memberships, agent roles and the
+// assurance history. What
 // remains is a tombstone — id, kind, deleted_at, erased_at — so that audit
 // records naming the account still resolve; the audit log itself is not
 // touched. Each account is erased in its own transaction with its audit
@@ -120,6 +121,9 @@ func (s *SQLStore) erase(ctx context.Context, log *audit.Log, id string, now tim
 		`DELETE FROM password_reset_links WHERE user_id = ?`,
 		`DELETE FROM org_memberships WHERE user_id = ?`,
 		`DELETE FROM enterprise_agents WHERE user_id = ?`,
+		// Free-text reasons of level changes may name the person; the
+		// audit log keeps that the changes happened.
+		`DELETE FROM assurance_events WHERE user_id = ?`,
 	} {
 		if _, err := s.d.Exec(ctx, q, id); err != nil {
 			return fmt.Errorf("erase account %s: %w", id, err)

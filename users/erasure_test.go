@@ -32,6 +32,7 @@ func TestSoftDeleteThenErasure(t *testing.T) {
 			`INSERT INTO totp_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, CURRENT_TIMESTAMP)`,
 			`INSERT INTO webauthn_users (user_id, handle, created_at) VALUES (?, ?, CURRENT_TIMESTAMP)`,
 			`INSERT INTO webauthn_credentials (id, user_id, public_key, created_at) VALUES ('cred-1', ?, ?, CURRENT_TIMESTAMP)`,
+			`INSERT INTO assurance_events (id, user_id, level, method, reason, at) VALUES ('ae-1', ?, 3, 'admin', ?, CURRENT_TIMESTAMP)`,
 		} {
 			if _, err := d.Exec(ctx, q, u.ID, blob); err != nil {
 				t.Fatalf("%s: %v", q, err)
@@ -90,7 +91,7 @@ func TestSoftDeleteThenErasure(t *testing.T) {
 		if enc != nil || idx != nil || idEnc != nil || idIdx != nil {
 			t.Fatal("ciphertexts or blind indexes survive the erasure")
 		}
-		for _, table := range []string{"totp_secrets", "totp_recovery_codes", "webauthn_users", "webauthn_credentials"} {
+		for _, table := range []string{"totp_secrets", "totp_recovery_codes", "webauthn_users", "webauthn_credentials", "assurance_events"} {
 			var n int
 			d.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE user_id = ?`, u.ID).Scan(&n)
 			if n != 0 {
