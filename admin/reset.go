@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
 )
@@ -53,7 +54,7 @@ type passwordResetResponse struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-var errNoResetLinks = problem(http.StatusServiceUnavailable, "unavailable", "Password reset is off", "the server has no reset page configured")
+var errNoResetLinks = problem(http.StatusServiceUnavailable, "unavailable", "Password reset method off", "the server is not configured for this reset method")
 
 // startPasswordReset lets an administrator start a reset for a person who
 // cannot: the new password is always chosen by the person.
@@ -151,9 +152,19 @@ func (api *API) resetByLink(w http.ResponseWriter, r *http.Request, a Actor, u *
 	}
 	if method == resetByEmail {
 		mctx := users.WithRequestMeta(ctx, api.requestMeta(r, a))
-		if err := api.Codes.Notify(mctx, u.Email, resetLinkText(link, api.ResetLinkTTL())); err != nil {
-			// A link nobody received must not stay usable.
-			if rerr := api.ResetLinks.RevokeForUser(context.WithoutCancel(ctx), u.ID); rerr != nil {
+		if err := api.Codes.Notify(mctx, u.Email, resetLinkText(link, api.resetLinkTTL())); err != nil {
+			// A link nobody received must not stay usable, and the log
+			// says the start failed.
+			rerr := api.DB.InTx(context.WithoutCancel(ctx), func(ctx context.Context) error {
+				if err := api.ResetLinks.RevokeForUser(ctx, u.ID); err != nil {
+					return err
+				}
+				_, err := api.Audit.Append(ctx, audit.Event{Actor: a.Name(), Subject: u.ID, ClientID: a.ClientID, IP: server.ClientIP(r),
+					UserAgent: r.UserAgent(), Action: actionUserPasswordResetStart, Result: audit.ResultFailure, Reason: "delivery_failed",
+					Details: map[string]string{"method": method, "destination": out.SentTo}})
+				return err
+			})
+			if rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			api.writeError(w, r, err)
@@ -165,8 +176,8 @@ func (api *API) resetByLink(w http.ResponseWriter, r *http.Request, a Actor, u *
 	writeJSON(w, http.StatusOK, out)
 }
 
-// ResetLinkTTL is how long the links the API makes work.
-func (api *API) ResetLinkTTL() time.Duration {
+// resetLinkTTL is how long the links the API makes work.
+func (api *API) resetLinkTTL() time.Duration {
 	if api.ResetLinks == nil {
 		return 0
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"regexp"
 	"strings"
@@ -71,10 +72,25 @@ func TestPasswordResetByAdministrator(t *testing.T) {
 		if regexp.MustCompile(`\b\d{6}\b`).Match(raw) {
 			t.Fatalf("the answer carries the code: %s", raw)
 		}
+		if status, b, _ := f.do("town", "POST", path, `{"method":"sms"}`); status != 429 || decodeProblem(t, b).Type != ProblemBase+"rate-limited" {
+			t.Fatalf("second SMS at once: %d %s", status, b)
+		}
 		status, out, raw = answer("town", `{"method":"email"}`)
 		mail := f.messages.to("staff.a@example.org")
 		if status != 200 || out.SentTo != "s***@example.org" || out.ResetURL != "" || len(mail) != 1 || !strings.Contains(mail[0].Text, "https://sso.example.org/reset?token=") {
 			t.Fatalf("email: %d %s %v", status, raw, mail)
+		}
+
+		// A link whose mail could not be sent does not stay usable.
+		f.api.Codes = failingCodes{}
+		if status, b, _ := f.do("town", "POST", path, `{"method":"email"}`); status < 500 {
+			t.Fatalf("mail failure: %d %s", status, b)
+		}
+		if n := countRows(t, d, `SELECT count(*) FROM password_reset_links WHERE user_id = ?`, id); n != 0 {
+			t.Fatalf("%d links left after a failed mail", n)
+		}
+		if list, _ := f.api.Audit.List(ctx, audit.Filter{Subject: id, Action: actionUserPasswordResetStart, Result: audit.ResultFailure}); len(list) != 1 {
+			t.Fatalf("the failed start is not audited: %+v", list)
 		}
 
 		status, b, _ := f.do("town", "POST", path, `{"method":"carrier-pigeon"}`)
@@ -89,3 +105,11 @@ func TestPasswordResetByAdministrator(t *testing.T) {
 		}
 	})
 }
+
+// failingCodes is a sender whose messages never go out.
+type failingCodes struct{}
+
+func (failingCodes) Issue(context.Context, users.OTPPurpose, string) error {
+	return errors.New("gateway down")
+}
+func (failingCodes) Notify(context.Context, string, string) error { return errors.New("gateway down") }
