@@ -111,6 +111,7 @@ func (api *API) routes() []route {
 		{"DELETE", "/users/{id}", "Delete an account: it cannot sign in, its sessions and grants end, its personal data is erased after the retention", api.deleteUser},
 		{"GET", "/users/{id}/sessions", "List the account's browser sessions", api.listUserSessions},
 		{"DELETE", "/users/{id}/sessions", "End every browser session of the account", api.revokeSessions},
+		{"DELETE", "/users/{id}/sessions/{session_id}", "End one browser session of the account", api.revokeUserSession},
 		{"GET", "/users/{id}/consents", "List the clients the person consented to", api.listUserConsents},
 		{"DELETE", "/users/{id}/consents", "Withdraw consents and tokens: of every client, or of ?client_id=", api.revokeUserConsents},
 		{"POST", "/users/{id}/password-reset", "Start a password reset: a one-time link, or a code by SMS; never a password", api.startPasswordReset},

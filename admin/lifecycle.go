@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/users"
 )
 
 // Grants withdraws what clients hold for people (oauth.Provider).
@@ -95,6 +97,35 @@ func (api *API) listUserSessions(w http.ResponseWriter, r *http.Request, a Actor
 			CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, IP: s.IP, UserAgent: s.UserAgent})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+// revokeUserSession ends one session, which must be the account's.
+func (api *API) revokeUserSession(w http.ResponseWriter, r *http.Request, a Actor) {
+	u, ok := api.loadUser(w, r, a, ActionUserWrite)
+	if !ok {
+		return
+	}
+	sid := r.PathValue("session_id")
+	list, err := api.Sessions.ListForUser(r.Context(), u.ID)
+	if err != nil {
+		api.writeError(w, r, err)
+		return
+	}
+	if !slices.ContainsFunc(list, func(s *users.Session) bool { return s.ID == sid }) {
+		writeProblem(w, problem(http.StatusNotFound, "not-found", "Not found", "the account has no such live session"))
+		return
+	}
+	err = api.DB.InTx(r.Context(), func(ctx context.Context) error {
+		if err := api.Sessions.Revoke(ctx, sid); err != nil {
+			return err
+		}
+		return api.record(ctx, r, a, actionUserRevokeSessions, u.ID, map[string]string{"session_id": sid, "revoked": "1"})
+	})
+	if err != nil {
+		api.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"revoked": 1})
 }
 
 func (api *API) listUserConsents(w http.ResponseWriter, r *http.Request, a Actor) {

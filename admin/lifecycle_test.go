@@ -194,6 +194,16 @@ func TestSessionsAndConsents(t *testing.T) {
 		if status != 200 || n.Consents != 1 || n.Tokens != 1 {
 			t.Fatalf("revoke all: %d %s", status, body)
 		}
+		// One session: only the account's own can be named.
+		other, _, _ := f.api.Sessions.Create(context.Background(), f.staffB.ID, []string{"pwd"}, 1, "", "")
+		if status, body, _ := f.do("town", "DELETE", "/users/"+id+"/sessions/"+other.ID, ""); status != 404 {
+			t.Fatalf("ended another person's session through this account: %d %s", status, body)
+		}
+		second, _, _ := f.api.Sessions.Create(context.Background(), id, []string{"pwd"}, 1, "", "")
+		status, body, _ = f.do("town", "DELETE", "/users/"+id+"/sessions/"+second.ID, "")
+		if status != 200 || countRows(t, d, `SELECT count(*) FROM browser_sessions WHERE id = ?`, second.ID) != 0 {
+			t.Fatalf("end one session: %d %s", status, body)
+		}
 		status, body, _ = f.do("town", "DELETE", "/users/"+id+"/sessions", "")
 		if status != 200 || !strings.Contains(string(body), `"revoked":1`) {
 			t.Fatalf("end sessions: %d %s", status, body)

@@ -70,7 +70,7 @@ var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 func okStatus(rt route) string {
 	switch {
-	case rt.method == http.MethodDelete && (strings.HasSuffix(rt.path, "/sessions") || strings.HasSuffix(rt.path, "/consents") || strings.Contains(rt.path, "/agents/")):
+	case rt.method == http.MethodDelete && (strings.HasSuffix(rt.path, "/sessions") || strings.HasSuffix(rt.path, "/consents") || strings.Contains(rt.path, "/agents/") || strings.Contains(rt.path, "/sessions/")):
 		return "200" // answers with what was revoked
 	case rt.method == http.MethodDelete:
 		return "204"
