@@ -137,9 +137,10 @@ func (s *SQLStore) erase(ctx context.Context, log *audit.Log, id string, now tim
 }
 
 // Eraser runs EraseDeleted now and then: the housekeeping job of the
-// right to deletion.
+// right to deletion. It also clears reset links past their expiry.
 type Eraser struct {
 	store *SQLStore
+	links *ResetLinks // nil: none to clear
 	log   *audit.Log
 	after time.Duration
 	l     *slog.Logger
@@ -147,24 +148,30 @@ type Eraser struct {
 }
 
 // NewEraser erases accounts deleted longer than after ago (<= 0 takes
-// DefaultErasureAfter).
-func NewEraser(s *SQLStore, log *audit.Log, after time.Duration, l *slog.Logger) *Eraser {
+// DefaultErasureAfter) and clears the dead links of links (may be nil).
+func NewEraser(s *SQLStore, links *ResetLinks, log *audit.Log, after time.Duration, l *slog.Logger) *Eraser {
 	if after <= 0 {
 		after = DefaultErasureAfter
 	}
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Eraser{store: s, log: log, after: after, l: l, now: time.Now}
+	return &Eraser{store: s, links: links, log: log, after: after, l: l, now: time.Now}
 }
 
 // eraseBatch bounds one pass, so that a backlog is worked off in short
 // transactions.
 const eraseBatch = 100
 
-// Pass erases every account whose retention has run out, and says how many.
+// Pass erases every account whose retention has run out, and says how
+// many; dead reset links go too.
 func (e *Eraser) Pass(ctx context.Context) (int, error) {
 	now := e.now().UTC()
+	if e.links != nil {
+		if _, err := e.links.PurgeExpired(ctx, now); err != nil {
+			return 0, err
+		}
+	}
 	total := 0
 	for {
 		ids, err := e.store.EraseDeleted(ctx, e.log, now.Add(-e.after), now, eraseBatch)

@@ -68,7 +68,12 @@ func TestSoftDeleteThenErasure(t *testing.T) {
 			t.Fatalf("asking for deleted accounts: %v", list)
 		}
 
-		e := NewEraser(s, log, 30*24*time.Hour, nil)
+		links := NewResetLinks(d, time.Hour)
+		links.now = c.now
+		if _, _, err := links.Create(ctx, keep.ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		e := NewEraser(s, links, log, 30*24*time.Hour, nil)
 		e.now = c.now
 		c.advance(30*24*time.Hour - time.Second)
 		if n, err := e.Pass(ctx); n != 0 || err != nil {
@@ -77,6 +82,11 @@ func TestSoftDeleteThenErasure(t *testing.T) {
 		c.advance(time.Second)
 		if n, err := e.Pass(ctx); n != 1 || err != nil {
 			t.Fatalf("erasure: %d %v", n, err)
+		}
+		var liveLinks int
+		d.QueryRow(ctx, `SELECT count(*) FROM password_reset_links`).Scan(&liveLinks)
+		if liveLinks != 0 {
+			t.Fatalf("%d dead reset links kept", liveLinks)
 		}
 		tomb, err := s.Get(ctx, u.ID)
 		if err != nil {

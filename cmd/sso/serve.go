@@ -167,7 +167,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	go provider.RunHousekeeping(ctx, time.Minute)
 	// The right to deletion: personal data of accounts deleted longer ago
 	// than the retention is erased.
-	go users.NewEraser(a.users, a.audit, a.cfg.UserErasureAfter, a.log).Run(ctx, time.Hour)
+	go users.NewEraser(a.users, users.NewResetLinks(a.db, 0), a.audit, a.cfg.UserErasureAfter, a.log).Run(ctx, time.Hour)
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
