@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -44,6 +45,36 @@ type Config struct {
 	// OnDisable runs in the transaction that disables an account (cmd/sso
 	// revokes the person's signing certificates); nil does nothing.
 	OnDisable func(ctx context.Context, userID string) error
+
+	// ResetLinks, ResetURL (the reset page, issuer + "/reset") and Codes
+	// let administrators start password resets; nil or "" turns the
+	// methods that need them off.
+	ResetLinks *users.ResetLinks
+	ResetURL   string
+	Codes      CodeSender
+	// Grants revokes consents and tokens of deleted accounts and on
+	// request; nil leaves them to expire.
+	Grants Grants
+	// SecretOverlap is how long a rotated client secret keeps working, and
+	// the most a rotation request may ask for; 0 ends it at once.
+	SecretOverlap time.Duration
+	// ClientCache is told of every client changed, so the token endpoint
+	// of this node sees the change at once (oauth.Provider); nil is fine.
+	ClientCache ClientCache
+	// Enterprises keeps enterprises and their agents.
+	Enterprises *users.Enterprises
+}
+
+// ClientCache forgets cached copies of a client (oauth.Provider).
+type ClientCache interface {
+	ForgetClient(id string)
+}
+
+// clientChanged tells the cache, after the change is committed.
+func (api *API) clientChanged(id string) {
+	if api.ClientCache != nil {
+		api.ClientCache.ForgetClient(id)
+	}
 }
 
 // API serves /admin/api/v1.
@@ -80,17 +111,31 @@ func (api *API) routes() []route {
 		{"POST", "/users/{id}:unlock", "Clear sign-in lockouts", api.unlockUser},
 		{"POST", "/users/{id}:revoke-sessions", "End every browser session", api.revokeSessions},
 		{"POST", "/users/{id}:set-level", "Set the assurance level, with a reason", api.setLevel},
+		{"DELETE", "/users/{id}", "Delete an account: it cannot sign in, its sessions and grants end, its personal data is erased after the retention", api.deleteUser},
+		{"GET", "/users/{id}/sessions", "List the account's browser sessions", api.listUserSessions},
+		{"DELETE", "/users/{id}/sessions", "End every browser session of the account", api.revokeSessions},
+		{"DELETE", "/users/{id}/sessions/{session_id}", "End one browser session of the account", api.revokeUserSession},
+		{"GET", "/users/{id}/consents", "List the clients the person consented to", api.listUserConsents},
+		{"DELETE", "/users/{id}/consents", "Withdraw consents and tokens: of every client, or of ?client_id=", api.revokeUserConsents},
+		{"POST", "/users/{id}/password-reset", "Start a password reset: a one-time link, or a code by SMS; never a password", api.startPasswordReset},
 		{"POST", "/clients", "Register a client; the secret is shown once", api.createClient},
 		{"GET", "/clients", "List clients", api.listClients},
 		{"GET", "/clients/{id}", "Get a client", api.getClient},
 		{"PATCH", "/clients/{id}", "Update a client", api.patchClient},
 		{"POST", "/clients/{id}:rotate-secret", "Replace the secret; the new one is shown once", api.rotateSecret},
 		{"DELETE", "/clients/{id}", "Delete a client and its tokens", api.deleteClient},
+		{"GET", "/clients/{id}/consents", "List the people who consented to the client", api.listClientConsents},
+		{"DELETE", "/clients/{id}/consents", "Withdraw every consent to the client and its tokens for people", api.revokeClientConsents},
 		{"POST", "/org-units", "Create an org unit", api.createOrgUnit},
 		{"GET", "/org-units/{id}", "Get a unit and its subtree", api.getOrgUnit},
 		{"PATCH", "/org-units/{id}", "Rename or move a unit", api.patchOrgUnit},
 		{"DELETE", "/org-units/{id}", "Delete an empty unit", api.deleteOrgUnit},
 		{"GET", "/audit", "Query the audit log (JSON or CSV)", api.listAudit},
+		{"POST", "/enterprises", "Register an enterprise by its unified social credit code, with its legal representative", api.createEnterprise},
+		{"GET", "/enterprises/{id}", "Get an enterprise and its agents", api.getEnterprise},
+		{"POST", "/enterprises/{id}/agents", "Let a person act for the enterprise", api.addAgent},
+		{"DELETE", "/enterprises/{id}/agents/{user_id}", "Take an agent's right to act away", api.removeAgent},
+		{"POST", "/enterprises/{id}:transfer-legal-representative", "Make another person the legal representative", api.transferLegalRep},
 	}
 }
 
@@ -140,6 +185,9 @@ func (api *API) dispatch(byVerb map[string]route) http.Handler {
 		}
 		r.SetPathValue("id", id)
 		a, p := api.authenticate(r)
+		if p == errForbidden && ownerRoutes[rt.method+" "+rt.path] {
+			p = nil // a person without an admin role; the handler checks ownership
+		}
 		if p != nil {
 			if p.Status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer scope="`+AdminScope+`"`)
@@ -237,7 +285,8 @@ func (api *API) accountActor(ctx context.Context, userID string) (Actor, *Proble
 		}
 	}
 	if len(a.Roles) == 0 {
-		return Actor{}, errForbidden
+		// The actor is kept for the routes open to owners (see ownerRoutes).
+		return a, errForbidden
 	}
 	return a, nil
 }

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -48,6 +51,34 @@ type fixture struct {
 	boss                         *users.User // a super admin sitting in villageA
 	tokens                       fakeTokens
 	sessions                     map[string]string // session cookie → user id
+	messages                     *captureSender
+	provider                     *oauth.Provider
+	logs                         *bytes.Buffer
+}
+
+// captureSender keeps the messages the API had sent.
+type captureSender struct {
+	mu   sync.Mutex
+	msgs []users.Message
+}
+
+func (c *captureSender) Send(_ context.Context, m users.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, m)
+	return nil
+}
+
+func (c *captureSender) to(dest string) []users.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []users.Message
+	for _, m := range c.msgs {
+		if m.To == dest {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func newFixture(t *testing.T, d *db.DB) *fixture {
@@ -61,12 +92,18 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	}
 	store := users.NewSQLStore(d, k)
 	log := audit.NewLog(d)
-	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}}
+	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}, messages: &captureSender{}, logs: &bytes.Buffer{}}
+	clients, secrets := oauth.NewSQLStore(d, k), oauth.NewSecretHasher(k.Derive("test client secret"))
+	f.provider = oauth.NewProvider(oauth.Config{Issuer: "https://sso.example.org", HMACKey: k.Derive("test hmac"), PairwiseKey: k.Derive("test pairwise")},
+		oauth.Dependencies{DB: d, Store: clients, Secrets: secrets, Audit: log})
 	f.api = New(Config{
 		DB: d, Users: store, OrgUnits: users.NewOrgUnits(d), Assurance: users.NewAssurance(d, store, nil, log),
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
-		Clients: oauth.NewSQLStore(d, k), Secrets: oauth.NewSecretHasher(k.Derive("test client secret")), Audit: log,
-		Tokens: f.tokens,
+		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider, SecretOverlap: 24 * time.Hour, Enterprises: users.NewEnterprises(d, store),
+		Tokens:     f.tokens,
+		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
+		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BrowserUser: func(r *http.Request) (*users.Session, error) {
 			c, err := r.Cookie("sso_session")
 			if err != nil || f.sessions[c.Value] == "" {
@@ -198,7 +235,11 @@ func TestRouteAuthorization(t *testing.T) {
 			{"town admin creates a unit in its town", "town", "POST", "/org-units", `{"parent_id":"` + f.townA.ID + `","code":"v2","name":"v2","kind":"village"}`, 201},
 			{"town admin cannot delete its own town", "town", "DELETE", "/org-units/" + f.townA.ID, "", 403},
 			{"town admin cannot read audit", "town", "GET", "/audit", "", 403},
-			{"town admin cannot list clients", "town", "GET", "/clients", "", 403},
+			{"town admin lists clients (of its subtree only)", "town", "GET", "/clients", "", 200},
+			{"auditor cannot list clients", "auditor", "GET", "/clients", "", 403},
+			{"town admin registers a client for its village", "town", "POST", "/clients", `{"id":"village-app","name":"V","redirect_uris":["https://v.example.org/cb"],"org_unit_id":"` + f.villageA.ID + `"}`, 201},
+			{"town admin cannot register a client for another town", "town", "POST", "/clients", `{"id":"b-app","name":"B","redirect_uris":["https://b.example.org/cb"],"org_unit_id":"` + f.townB.ID + `"}`, 403},
+			{"town admin cannot register a client in no unit", "town", "POST", "/clients", `{"id":"no-app","name":"N","redirect_uris":["https://n.example.org/cb"]}`, 403},
 			{"auditor reads audit", "auditor", "GET", "/audit", "", 200},
 			{"auditor cannot read users", "auditor", "GET", "/users/" + f.staffA.ID, "", 403},
 			{"auditor cannot change users", "auditor", "POST", "/users/" + f.staffA.ID + ":disable", "", 403},
@@ -207,6 +248,27 @@ func TestRouteAuthorization(t *testing.T) {
 			{"client manager creates clients", "clients", "POST", "/clients", `{"id":"tax","name":"Tax","redirect_uris":["https://tax.example.org/cb"]}`, 201},
 			{"client manager cannot change users", "clients", "PATCH", "/users/" + f.staffA.ID, `{"display_name":"x"}`, 403},
 			{"client manager cannot read audit", "clients", "GET", "/audit", "", 403},
+			{"town admin lists sessions of its village's staff", "town", "GET", "/users/" + f.staffA.ID + "/sessions", "", 200},
+			{"town admin cannot list another town's sessions", "town", "GET", "/users/" + f.staffB.ID + "/sessions", "", 403},
+			{"auditor cannot list sessions", "auditor", "GET", "/users/" + f.staffA.ID + "/sessions", "", 403},
+			{"town admin lists consents of its village's staff", "town", "GET", "/users/" + f.staffA.ID + "/consents", "", 200},
+			{"town admin cannot withdraw another town's consents", "town", "DELETE", "/users/" + f.staffB.ID + "/consents", "", 403},
+			{"client manager cannot withdraw a person's consents", "clients", "DELETE", "/users/" + f.staffA.ID + "/consents", "", 403},
+			{"auditor cannot delete accounts", "auditor", "DELETE", "/users/" + f.staffA.ID, "", 403},
+			{"client manager cannot delete accounts", "clients", "DELETE", "/users/" + f.staffA.ID, "", 403},
+			{"town admin cannot delete a super admin", "town", "DELETE", "/users/" + f.boss.ID, "", 403},
+			{"town admin cannot delete another town's staff", "town", "DELETE", "/users/" + f.staffB.ID, "", 403},
+			{"auditor cannot register an enterprise", "auditor", "POST", "/enterprises", `{"credit_code":"x","name":"x","legal_representative_id":"x"}`, 403},
+			{"client manager cannot register an enterprise", "clients", "POST", "/enterprises", `{"credit_code":"x","name":"x","legal_representative_id":"x"}`, 403},
+			{"town admin cannot register an enterprise", "town", "POST", "/enterprises", `{"credit_code":"x","name":"x","legal_representative_id":"x"}`, 403},
+			{"a person without a role cannot register an enterprise", "staff", "POST", "/enterprises", `{"credit_code":"x","name":"x","legal_representative_id":"x"}`, 403},
+			{"a person without a role cannot delete accounts", "staff", "DELETE", "/users/" + f.staffB.ID, "", 403},
+			{"a person without a role cannot list client consents", "staff", "GET", "/clients/tax/consents", "", 403},
+			{"town admin starts a reset for its village's staff", "town", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 200},
+			{"town admin cannot reset another town's staff", "town", "POST", "/users/" + f.staffB.ID + "/password-reset", "", 403},
+			{"town admin cannot reset a super admin", "town", "POST", "/users/" + f.boss.ID + "/password-reset", "", 403},
+			{"auditor cannot start a reset", "auditor", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 403},
+			{"client manager cannot start a reset", "clients", "POST", "/users/" + f.staffA.ID + "/password-reset", "", 403},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -24,8 +25,12 @@ func (api *API) openAPIDocument() map[string]any {
 				okStatus(rt): map[string]any{"description": "Success"},
 			},
 		}
-		if strings.Contains(rt.path, "{id}") {
-			op["parameters"] = []any{map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}}
+		var params []any
+		for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if params != nil {
+			op["parameters"] = params
 		}
 		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
 			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
@@ -60,10 +65,19 @@ func (api *API) openAPIDocument() map[string]any {
 	}
 }
 
+// pathParam finds the parameters of a path: {id}, {user_id}.
+var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
+
 func okStatus(rt route) string {
 	switch {
+	case rt.method == http.MethodDelete && (strings.HasSuffix(rt.path, "/sessions") || strings.HasSuffix(rt.path, "/consents") || strings.Contains(rt.path, "/agents/") || strings.Contains(rt.path, "/sessions/")):
+		return "200" // answers with what was revoked
 	case rt.method == http.MethodDelete:
 		return "204"
+	case rt.method == http.MethodPost && strings.HasSuffix(rt.path, "/password-reset"):
+		return "200"
+	case rt.method == http.MethodPost && strings.HasSuffix(rt.path, "/agents"):
+		return "200" // answers with the enterprise
 	case rt.method == http.MethodPost && !strings.Contains(rt.path, ":"):
 		return "201"
 	}

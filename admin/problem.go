@@ -78,6 +78,12 @@ func (api *API) problemFor(r *http.Request, err error) *Problem {
 		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large", fmt.Sprintf("the body must be at most %d bytes", tooBig.Limit))
 	case errors.Is(err, users.ErrOrgUnitNotEmpty):
 		return problem(http.StatusConflict, "not-empty", "Org unit not empty", "move or remove its members and sub-units first")
+	case errors.Is(err, users.ErrDeleted):
+		return problem(http.StatusConflict, "deleted", "Account deleted", "the account is deleted; it can no longer be changed")
+	case errors.Is(err, users.ErrOTPRateLimited):
+		return problem(http.StatusTooManyRequests, "rate-limited", "Too many messages", "the destination had too many messages lately; try again later")
+	case errors.Is(err, users.ErrOTPNoSender):
+		return problem(http.StatusServiceUnavailable, "unavailable", "No sender", "no sender is configured for this channel")
 	case errors.Is(err, db.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "Not found", err.Error())
 	case errors.Is(err, db.ErrConflict):

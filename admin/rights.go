@@ -31,6 +31,17 @@ const (
 	ActionOrgCreate   Action = "org.create" // target: the parent unit
 	ActionOrgWrite    Action = "org.write"  // rename, move, delete
 	ActionAuditRead   Action = "audit.read"
+	// ActionUserResetPassword starts a password reset for a person.
+	ActionUserResetPassword Action = "user.reset_password"
+	// ActionUserDelete soft-deletes an account (erased after the retention).
+	ActionUserDelete Action = "user.delete"
+	// ActionEnterpriseCreate registers an enterprise (super admins only).
+	ActionEnterpriseCreate Action = "enterprise.create"
+	// ActionEnterpriseRead reads an enterprise and its agents.
+	ActionEnterpriseRead Action = "enterprise.read"
+	// ActionEnterpriseAgents adds and removes agents and transfers the
+	// legal representative: an admin's or the legal representative's call.
+	ActionEnterpriseAgents Action = "enterprise.agents"
 )
 
 // Actor is an authenticated caller and the rights it holds.
@@ -73,6 +84,9 @@ type Target struct {
 	// SuperAdmin is set when the target account is itself a super admin:
 	// only another super admin may change it, wherever it sits.
 	SuperAdmin bool
+	// Owner is the account that answers for the target without an admin
+	// role: an enterprise's legal representative.
+	Owner string
 }
 
 // Allowed is the one decision of who may do what.
@@ -84,8 +98,9 @@ func Allowed(a Actor, action Action, t Target) bool {
 	case ActionAuditRead:
 		return a.Has(RoleAuditor)
 	case ActionClientRead, ActionClientWrite:
-		return a.Has(RoleClientManager)
-	case ActionUserWrite:
+		// A department's admin looks after the department's own systems.
+		return a.Has(RoleClientManager) || (a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false))
+	case ActionUserWrite, ActionUserResetPassword, ActionUserDelete:
 		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
 	case ActionUserRead, ActionOrgRead, ActionOrgCreate:
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false)
@@ -93,8 +108,10 @@ func Allowed(a Actor, action Action, t Target) bool {
 		// An org admin reshapes the units below its own, never the unit
 		// that defines its scope.
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, true)
+	case ActionEnterpriseRead, ActionEnterpriseAgents:
+		return a.UserID != "" && a.UserID == t.Owner
 	}
-	return false // ActionUserSearch and anything unknown: super admins only
+	return false // ActionUserSearch, ActionEnterpriseCreate and anything unknown: super admins only
 }
 
 // withinScope reports whether at least one of the target's paths lies in

@@ -185,8 +185,8 @@ func parseSearch(r *http.Request) (searchQuery, error) {
 		s.kind = k
 	}
 	if v := users.Status(q.Get("status")); v != "" {
-		if v != users.StatusActive && v != users.StatusDisabled {
-			fields = append(fields, FieldError{Field: "status", Reason: "must be active or disabled"})
+		if v != users.StatusActive && v != users.StatusDisabled && v != users.StatusDeleted {
+			fields = append(fields, FieldError{Field: "status", Reason: "must be active, disabled or deleted"})
 		}
 		s.status = v
 	}
@@ -262,7 +262,7 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 	if !Allowed(a, ActionUserSearch, t) && !Allowed(a, ActionUserRead, t) {
 		return userPage{}, nil
 	}
-	if (q.kind != "" && u.Kind != q.kind) || (q.status != "" && u.Status != q.status) {
+	if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) {
 		return userPage{}, nil
 	}
 	return userPage{Items: []*users.User{view(u)}}, nil
@@ -286,7 +286,7 @@ func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (user
 		if err != nil {
 			return userPage{}, err
 		}
-		if (q.kind == "" || u.Kind == q.kind) && (q.status == "" || u.Status == q.status) {
+		if (q.kind == "" || u.Kind == q.kind) && statusMatches(q.status, u.Status) {
 			page.Items = append(page.Items, view(u))
 		}
 	}
@@ -454,4 +454,13 @@ func (api *API) setLevel(w http.ResponseWriter, r *http.Request, a Actor) {
 		return
 	}
 	writeJSON(w, http.StatusOK, view(u))
+}
+
+// statusMatches is the status filter of a search: deleted accounts are
+// found only when asked for.
+func statusMatches(want, got users.Status) bool {
+	if want == "" {
+		return got != users.StatusDeleted
+	}
+	return want == got
 }

@@ -87,6 +87,12 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed; empty trusts no one.
 	TrustedProxies []netip.Prefix
+
+	// UserErasureAfter is how long a deleted account keeps its personal
+	// data before the housekeeping job erases it.
+	UserErasureAfter time.Duration
+	// ClientSecretOverlap is how long a rotated client secret keeps working.
+	ClientSecretOverlap time.Duration
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -259,6 +265,10 @@ var Options = []Option{
 		set: intSetting(func(c *Config) *int { return &c.OTPIPHourlyLimit }, 1, 100000)},
 	{Key: "trusted_proxies", Default: "", Usage: "comma-separated CIDRs or IPs of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (empty: trust no one, the client is the TCP peer)",
 		set: trustedProxies},
+	{Key: "user_erasure_after", Default: "720h", Usage: "a deleted account's personal data is erased this long after the deletion, leaving a tombstone (id, kind, times)",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.UserErasureAfter }, time.Minute)},
+	{Key: "client_secret_overlap", Default: "24h", Usage: "after a client secret is rotated the old one keeps working this long (a rotation request may ask for less)",
+		set: durationSetting(func(c *Config) *time.Duration { return &c.ClientSecretOverlap }, 0)},
 }
 
 // trustedProxies parses a comma-separated list of CIDRs or single addresses.

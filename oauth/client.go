@@ -87,6 +87,14 @@ type Client struct {
 	// SecretHash is SecretHasher.Hash of the client secret; nil for public
 	// clients and clients that authenticate with private_key_jwt.
 	SecretHash []byte `json:"-"`
+	// PreviousSecretHash is the hash of the secret a rotation replaced; it
+	// keeps working until PreviousSecretExpiresAt, so that a department can
+	// deploy the new secret without an outage.
+	PreviousSecretHash      []byte    `json:"-"`
+	PreviousSecretExpiresAt time.Time `json:"-"`
+	// OrgUnitID is the department (org unit) the client belongs to; org
+	// admins manage the clients of their subtree.
+	OrgUnitID string `json:"org_unit_id"`
 
 	RedirectURIs            []string `json:"redirect_uris"`
 	GrantTypes              []string `json:"grant_types"`
@@ -502,6 +510,35 @@ func (h *SecretHasher) Hash(secret string) []byte {
 // Verify reports whether secret matches hash, in constant time.
 func (h *SecretHasher) Verify(secret string, hash []byte) bool {
 	return hmac.Equal(h.Hash(secret), hash)
+}
+
+// RotateSecret makes newHash the secret and lets the current one keep
+// working until now+overlap (overlap <= 0: the old secret stops at once).
+// A secret still in an earlier overlap is dropped: only one old secret works.
+func (c *Client) RotateSecret(newHash []byte, now time.Time, overlap time.Duration) {
+	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
+	if overlap > 0 && len(c.SecretHash) > 0 {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, now.UTC().Add(overlap).Truncate(time.Microsecond)
+	}
+	c.SecretHash = newHash
+}
+
+// RotatedSecretHashes are the old secret hashes still accepted at now.
+func (c *Client) RotatedSecretHashes(now time.Time) [][]byte {
+	if len(c.PreviousSecretHash) == 0 || !now.Before(c.PreviousSecretExpiresAt) {
+		return nil
+	}
+	return [][]byte{c.PreviousSecretHash}
+}
+
+// VerifySecret reports whether secret is the client's, or its previous one
+// within the overlap, comparing in constant time.
+func (c *Client) VerifySecret(h *SecretHasher, secret string, now time.Time) bool {
+	ok := len(c.SecretHash) > 0 && h.Verify(secret, c.SecretHash)
+	for _, old := range c.RotatedSecretHashes(now) {
+		ok = h.Verify(secret, old) || ok
+	}
+	return ok
 }
 
 // GenerateSecret returns a new client secret: 32 random bytes, base64url

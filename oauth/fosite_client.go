@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
@@ -13,9 +14,14 @@ import (
 type fositeClient struct{ *Client }
 
 var (
-	_ fosite.Client              = fositeClient{}
-	_ fosite.OpenIDConnectClient = fositeClient{}
+	_ fosite.Client                   = fositeClient{}
+	_ fosite.OpenIDConnectClient      = fositeClient{}
+	_ fosite.ClientWithSecretRotation = fositeClient{}
 )
+
+// GetRotatedHashes lets fosite accept the previous secret during the
+// overlap after a rotation; past it the slice is empty.
+func (c fositeClient) GetRotatedHashes() [][]byte { return c.RotatedSecretHashes(time.Now()) }
 
 func (c fositeClient) GetID() string                   { return c.ID }
 func (c fositeClient) GetHashedSecret() []byte         { return c.SecretHash }

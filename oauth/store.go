@@ -202,7 +202,7 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-const clientColumns = `id, name, secret_hash, public, disabled, metadata, created_at, updated_at`
+const clientColumns = `id, name, secret_hash, public, disabled, metadata, created_at, updated_at, org_unit_id, previous_secret_hash, previous_secret_expires_at`
 
 // CreateClient validates c and inserts it; a taken id is db.ErrConflict. It
 // does not apply defaults: call ApplyDefaults first. On success c's
@@ -216,8 +216,9 @@ func (s *SQLStore) CreateClient(ctx context.Context, c *Client) error {
 		return err
 	}
 	t := now()
-	_, err = s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, t, t)
+	_, err = s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, t, t,
+		c.OrgUnitID, nullBytes(c.PreviousSecretHash), nullTime(c.PreviousSecretExpiresAt))
 	if errors.Is(err, db.ErrConflict) {
 		// db.ErrConflict reads "already exists".
 		return fmt.Errorf("client %q %w", c.ID, db.ErrConflict)
@@ -271,11 +272,19 @@ type scanner interface{ Scan(dest ...any) error }
 func scanClient(d *db.DB, row scanner) (*Client, error) {
 	var c Client
 	var meta string
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.Disabled, &meta, &c.CreatedAt, &c.UpdatedAt); err != nil {
+	var prevExpires sql.NullTime
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.Disabled, &meta, &c.CreatedAt, &c.UpdatedAt,
+		&c.OrgUnitID, &c.PreviousSecretHash, &prevExpires); err != nil {
 		return nil, d.Err(err)
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
+	}
+	if len(c.PreviousSecretHash) == 0 {
+		c.PreviousSecretHash = nil
+	}
+	if prevExpires.Valid {
+		c.PreviousSecretExpiresAt = prevExpires.Time.UTC()
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	if err := decodeMetadata(&c, meta); err != nil {
@@ -309,8 +318,10 @@ func (s *SQLStore) UpdateClient(ctx context.Context, id string, fn func(*Client)
 			return err
 		}
 		c.CreatedAt, c.UpdatedAt = created, now()
-		if err := s.db.ExecOne(ctx, `UPDATE clients SET name = ?, secret_hash = ?, public = ?, disabled = ?, metadata = ?, updated_at = ? WHERE id = ?`,
-			c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, c.UpdatedAt, id); err != nil {
+		if err := s.db.ExecOne(ctx, `UPDATE clients SET name = ?, secret_hash = ?, public = ?, disabled = ?, metadata = ?, updated_at = ?,
+			org_unit_id = ?, previous_secret_hash = ?, previous_secret_expires_at = ? WHERE id = ?`,
+			c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, c.UpdatedAt,
+			c.OrgUnitID, nullBytes(c.PreviousSecretHash), nullTime(c.PreviousSecretExpiresAt), id); err != nil {
 			return fmt.Errorf("update client %q: %w", id, err)
 		}
 		out = c

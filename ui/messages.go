@@ -193,6 +193,9 @@ var catalogue = map[string]map[string]string{
 		"reset.sign_in":             "去登录",
 		"reset.sms_no_account":      "【统一身份认证】有人在重置密码页输入了你的手机号，但该号码没有注册账号。如非本人操作，请忽略。",
 
+		"reset.link_intro":   "管理员为你创建了重置密码链接。请设置新密码；链接仅可使用一次，重置后所有设备上的登录都将退出。",
+		"reset.link_invalid": "该重置链接无效、已使用或已过期。请联系管理员重新创建，或用手机号接收验证码重置。",
+
 		"error.title":    "出错了",
 		"error.internal": "服务暂时不可用，请稍后再试。",
 		"error.form":     "无法读取提交的内容，请重新加载页面后再试。",
@@ -505,6 +508,9 @@ var catalogue = map[string]map[string]string{
 		"reset.done":                "Your password has been reset and you have been signed out on every device. Sign in with the new password.",
 		"reset.sign_in":             "Sign in",
 		"reset.sms_no_account":      "Someone entered your mobile number on the password reset page, but it has no account. If it was not you, ignore this message.",
+
+		"reset.link_intro":   "An administrator created a password reset link for you. Choose a new password; the link works once, and resetting signs you out on every device.",
+		"reset.link_invalid": "This reset link is invalid, used or expired. Ask your administrator for a new one, or reset with a code sent to your mobile number.",
 
 		"error.title":    "Something went wrong",
 		"error.internal": "The service is unavailable right now. Please try again later.",

@@ -35,6 +35,20 @@ type AccountStore interface {
 	Update(ctx context.Context, id string, fn func(*users.User) error) (*users.User, error)
 }
 
+// ResetLinkStore checks administrators' one-time reset links (users.ResetLinks).
+type ResetLinkStore interface {
+	// Peek returns the account of a live link without using it up; a
+	// bad link wraps users.ErrResetLinkInvalid.
+	Peek(ctx context.Context, token string) (string, error)
+	// UseThen uses the link up and runs then in the same transaction.
+	UseThen(ctx context.Context, token string, then func(ctx context.Context, userID string) error) error
+}
+
+// AccountReader reads an account by id (users.SQLStore).
+type AccountReader interface {
+	Get(ctx context.Context, id string) (*users.User, error)
+}
+
 // PasswordHasher makes the stored form of a new password (users.PasswordHasher).
 type PasswordHasher interface {
 	Hash(password string) (string, error)
@@ -66,6 +80,11 @@ type AccountServices struct {
 	Sessions SessionRevoker
 	Lockout  LockoutResetter
 	Audit    Auditor
+	// Links checks the one-time reset links administrators create
+	// (users.ResetLinks) and LinkOwners reads the account a link is for
+	// (users.SQLStore); a nil Links turns link resets off.
+	Links      ResetLinkStore
+	LinkOwners AccountReader
 	// SelfRegistration lets people create citizen accounts; when false,
 	// /register says registration is closed (404). Reset works either way.
 	SelfRegistration bool
@@ -82,6 +101,7 @@ const (
 	stepPhone   = "phone"   // type the phone number
 	stepDetails = "details" // type the code and the rest
 	stepDone    = "done"    // reset: finished
+	stepLink    = "link"    // reset: an administrator's link, type the new password
 	stepClosed  = "closed"  // registration: turned off
 )
 
@@ -102,6 +122,7 @@ type accountForm struct {
 	LoginURL    string
 	RegisterURL string // sign-in page: "" when self-registration is off
 	ResetURL    string // sign-in page: "" when reset is off
+	Token       string // reset by link: the link's token, posted back once
 	// PasskeyFirst offers registering with a passkey instead of a password.
 	PasskeyFirst bool
 }

@@ -79,6 +79,7 @@ type accountFixture struct {
 	audit   *audit.Log
 	sms     *captureSender
 	revoker *fakeRevoker
+	links   *users.ResetLinks
 }
 
 func newAccountFixture(t *testing.T, selfRegistration bool) *accountFixture {
@@ -98,6 +99,7 @@ func newAccountFixture(t *testing.T, selfRegistration bool) *accountFixture {
 		audit:   audit.NewLog(d),
 		sms:     &captureSender{},
 		revoker: &fakeRevoker{},
+		links:   users.NewResetLinks(d, 0),
 	}
 	p, err := New(Config{
 		Auth: f.auth, Sessions: f.sessions, Consents: f.consents,
@@ -111,6 +113,8 @@ func newAccountFixture(t *testing.T, selfRegistration bool) *accountFixture {
 			Lockout:          f.lockout,
 			Audit:            f.audit,
 			SelfRegistration: selfRegistration,
+			Links:            f.links,
+			LinkOwners:       f.store,
 		},
 	})
 	if err != nil {

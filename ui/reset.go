@@ -15,6 +15,10 @@ import (
 func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
 	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
 	lang := p.chooseLang(w, r, returnTo)
+	if token := r.URL.Query().Get("token"); token != "" {
+		p.resetLinkForm(w, r, lang, returnTo, token)
+		return
+	}
 	p.render(w, http.StatusOK, pageReset, p.accountView(w, r, "/reset", lang, returnTo, stepPhone))
 }
 
@@ -22,6 +26,10 @@ func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.readForm(w, r)
 	if !ok {
+		return
+	}
+	if r.PostForm.Get("action") == "link" {
+		p.resetByLink(w, r, form)
 		return
 	}
 	v := p.accountView(w, r, "/reset", form.lang, form.returnTo, stepPhone)
@@ -87,7 +95,7 @@ func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, ph
 		return
 	}
 	err = p.accounts.Codes.CheckThen(r.Context(), users.PurposeReset, phone, code, func(ctx context.Context) error {
-		return p.setPassword(ctx, u.ID, hash, meta)
+		return p.setPassword(ctx, u.ID, hash, "sms", meta)
 	})
 	if err != nil {
 		p.accountFailed(w, r, pageReset, v, "reset password", err)
@@ -101,7 +109,7 @@ func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, ph
 
 // setPassword stores the new hash, ends the account's sessions, clears its
 // lockout and audits the reset.
-func (p *Pages) setPassword(ctx context.Context, userID, hash string, meta users.RequestMeta) error {
+func (p *Pages) setPassword(ctx context.Context, userID, hash, method string, meta users.RequestMeta) error {
 	if _, err := p.accounts.Users.Update(ctx, userID, func(u *users.User) error {
 		u.PasswordHash = hash
 		return nil
@@ -118,7 +126,104 @@ func (p *Pages) setPassword(ctx context.Context, userID, hash string, meta users
 	_, err = p.accounts.Audit.Append(ctx, audit.Event{
 		Actor: userID, Subject: userID, ClientID: meta.ClientID, IP: meta.IP, UserAgent: meta.UserAgent,
 		Action: users.ActionPasswordReset, Result: audit.ResultSuccess,
-		Details: map[string]string{"method": "sms", "sessions_ended": strconv.FormatInt(ended, 10)},
+		Details: map[string]string{"method": method, "sessions_ended": strconv.FormatInt(ended, 10)},
 	})
 	return err
+}
+
+// resetLinkForm shows the new-password form of an administrator's reset
+// link, or why the link no longer works. The token stays in the page only
+// as a hidden field posted back over the same origin.
+func (p *Pages) resetLinkForm(w http.ResponseWriter, r *http.Request, lang, returnTo, token string) {
+	v := p.accountView(w, r, "/reset", lang, returnTo, stepLink)
+	if p.accounts.Links == nil || len(token) > maxLinkToken {
+		p.resetLinkInvalid(w, v)
+		return
+	}
+	if _, err := p.accounts.Links.Peek(r.Context(), token); err != nil {
+		if !errors.Is(err, users.ErrResetLinkInvalid) {
+			p.failInternal(w, r, lang, "reset link", err)
+			return
+		}
+		p.resetLinkInvalid(w, v)
+		return
+	}
+	v.Account.Token = token
+	p.render(w, http.StatusOK, pageReset, v)
+}
+
+// maxLinkToken bounds a posted token before any work.
+const maxLinkToken = 128
+
+// resetLinkInvalid says the link is used, expired or unknown, and offers
+// the reset by SMS code.
+func (p *Pages) resetLinkInvalid(w http.ResponseWriter, v view) {
+	v.Account.Step = stepPhone
+	v.Message = msg(v.Lang, "reset.link_invalid")
+	p.render(w, http.StatusBadRequest, pageReset, v)
+}
+
+// resetByLink sets the new password through an administrator's link, with
+// the same effects as a reset by code; the link is used up with it.
+func (p *Pages) resetByLink(w http.ResponseWriter, r *http.Request, form postedForm) {
+	ctx := r.Context()
+	v := p.accountView(w, r, "/reset", form.lang, form.returnTo, stepLink)
+	token, password := r.PostForm.Get("token"), r.PostForm.Get("password")
+	if p.accounts.Links == nil || p.accounts.LinkOwners == nil || len(token) > maxLinkToken {
+		p.resetLinkInvalid(w, v)
+		return
+	}
+	if len(password) > maxPassword {
+		v.Account.Token = token
+		v.Message = msg(v.Lang, "login.too_long")
+		p.render(w, http.StatusBadRequest, pageReset, v)
+		return
+	}
+	userID, err := p.accounts.Links.Peek(ctx, token)
+	var u *users.User
+	if err == nil {
+		u, err = p.accounts.LinkOwners.Get(ctx, userID)
+		if err == nil && u.Status == users.StatusDeleted {
+			err = users.ErrResetLinkInvalid
+		}
+	}
+	if errors.Is(err, users.ErrResetLinkInvalid) || errors.Is(err, db.ErrNotFound) {
+		p.resetLinkInvalid(w, v)
+		return
+	}
+	if err != nil {
+		p.failInternal(w, r, v.Lang, "reset link", err)
+		return
+	}
+	v.Account.Token = token
+	if key := passwordPolicyKey(users.CheckPasswordPolicy(password, u.Username, u.Phone)); key != "" {
+		v.Message = msg(v.Lang, key)
+		p.render(w, http.StatusBadRequest, pageReset, v)
+		return
+	}
+	hash, err := p.accounts.Hasher.Hash(password)
+	if err != nil {
+		p.failInternal(w, r, v.Lang, "hash password", err)
+		return
+	}
+	meta := requestMeta(r, form.returnTo)
+	err = p.accounts.Links.UseThen(users.WithRequestMeta(ctx, meta), token, func(ctx context.Context, id string) error {
+		if id != u.ID { // the link was replaced between the two reads
+			return users.ErrResetLinkInvalid
+		}
+		return p.setPassword(ctx, id, hash, "link", meta)
+	})
+	if errors.Is(err, users.ErrResetLinkInvalid) {
+		v.Account.Token = ""
+		p.resetLinkInvalid(w, v)
+		return
+	}
+	if err != nil {
+		p.failInternal(w, r, v.Lang, "reset password", err)
+		return
+	}
+	p.clearSessionCookie(w)
+	p.newCSRFToken(w)
+	v.Account = accountForm{Step: stepDone, LoginURL: loginURL(v.ReturnTo)}
+	p.render(w, http.StatusOK, pageReset, v)
 }

@@ -2,11 +2,13 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/users"
 )
 
@@ -102,5 +104,54 @@ func TestResetRefusesWeakPasswordAndKeepsCode(t *testing.T) {
 	resp, _ := f.post("/reset", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {randomPassword()}})
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the code did not survive refused passwords: %d", resp.StatusCode)
+	}
+}
+
+func TestResetByAdministratorsLink(t *testing.T) {
+	f := newAccountFixture(t, true)
+	ctx := context.Background()
+	u := f.existingCitizen(t, randomPhone(), randomPassword())
+	token, _, err := f.links.Create(ctx, u.ID, "admin-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.get("/reset?lang=en&token=" + url.QueryEscape(token))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="token" value="`+token+`"`) || strings.Contains(body, `name="phone"`) {
+		t.Fatalf("GET link: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	resp, body = f.post("/reset?lang=en", url.Values{"action": {"link"}, "token": {token}, "password": {"short"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `value="`+token+`"`) {
+		t.Fatalf("weak password: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	password := randomPassword()
+	resp, body = f.post("/reset?lang=en", url.Values{"action": {"link"}, "token": {token}, "password": {password}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sign in with the new password") {
+		t.Fatalf("reset: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	got, _ := f.store.Get(ctx, u.ID)
+	if ok, _, _ := f.hasher.Verify(password, got.PasswordHash); !ok {
+		t.Error("the new password does not verify")
+	}
+	if len(f.revoker.revoked) != 1 || f.revoker.revoked[0] != u.ID {
+		t.Errorf("sessions revoked for %v, want %s", f.revoker.revoked, u.ID)
+	}
+	events, _ := f.audit.List(ctx, audit.Filter{Action: users.ActionPasswordReset})
+	if len(events) != 1 || events[0].Details["method"] != "link" || strings.Contains(fmt.Sprint(events[0]), token) {
+		t.Errorf("audit %+v", events)
+	}
+	// Used once: both the page and a second post refuse it.
+	for _, try := range []func() (*http.Response, string){
+		func() (*http.Response, string) { return f.get("/reset?lang=en&token=" + url.QueryEscape(token)) },
+		func() (*http.Response, string) {
+			return f.post("/reset?lang=en", url.Values{"action": {"link"}, "token": {token}, "password": {randomPassword()}})
+		},
+		func() (*http.Response, string) {
+			return f.post("/reset?lang=en", url.Values{"action": {"link"}, "token": {strings.Repeat("x", 500)}, "password": {randomPassword()}})
+		},
+	} {
+		resp, body := try()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid, used or expired") {
+			t.Fatalf("used link: %d\n%s", resp.StatusCode, visibleText(body))
+		}
 	}
 }

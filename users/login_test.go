@@ -272,6 +272,20 @@ func TestDisabledAccount(t *testing.T) {
 	})
 }
 
+func TestDeletedAccountCannotSignIn(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newLoginFixture(t, d, LockoutPolicy{})
+		u, password := f.addUser(t, "alice")
+		if _, err := f.store.SoftDelete(ctx, u.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.auth.PasswordLogin(ctx, "alice", password, meta); got != nil || !errors.Is(err, ErrAccountDisabled) {
+			t.Fatalf("right password: %+v, %v", got, err)
+		}
+	})
+}
+
 func TestAccountWithoutPassword(t *testing.T) {
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()

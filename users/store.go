@@ -73,6 +73,10 @@ func hmacHex(key []byte, v string) string {
 
 const userColumns = `id, username, kind, display_name, email, phone_enc, id_number_enc, password_hash, is_admin, status, assurance_level, created_at, updated_at`
 
+// userSelect is what reads fetch: the columns Create writes and the
+// deletion times.
+const userSelect = userColumns + `, deleted_at, erased_at`
+
 // Create validates and stores u, filling ID and timestamps. A taken
 // username or phone number is an error wrapping db.ErrConflict.
 func (s *SQLStore) Create(ctx context.Context, u *User) error {
@@ -203,7 +207,7 @@ func (s *SQLStore) GetByIDNumber(ctx context.Context, idNumber string) (*User, e
 }
 
 func (s *SQLStore) getOne(ctx context.Context, cond string, arg any, what string) (*User, error) {
-	list, err := s.query(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg)
+	list, err := s.query(ctx, `SELECT `+userSelect+` FROM users WHERE `+cond, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -216,10 +220,15 @@ func (s *SQLStore) getOne(ctx context.Context, cond string, arg any, what string
 // List returns a page of accounts in creation order (IDs are UUIDv7, so
 // ordering by ID is ordering by creation and stays stable while rows are added).
 func (s *SQLStore) List(ctx context.Context, o ListOptions) ([]*User, error) {
-	q := `SELECT ` + userColumns + ` FROM users WHERE id > ?`
+	q := `SELECT ` + userSelect + ` FROM users WHERE id > ?`
 	args := []any{o.AfterID}
-	if o.Status != "" {
-		q += ` AND status = ?`
+	switch o.Status {
+	case StatusDeleted:
+		q += ` AND deleted_at IS NOT NULL`
+	case "":
+		q += ` AND deleted_at IS NULL` // deleted accounts only when asked for
+	default:
+		q += ` AND status = ? AND deleted_at IS NULL`
 		args = append(args, string(o.Status))
 	}
 	if o.Kind != "" {
@@ -246,7 +255,7 @@ func (s *SQLStore) Count(ctx context.Context) (int, error) {
 func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) (*User, error) {
 	var out *User
 	err := s.d.InTx(ctx, func(ctx context.Context) error {
-		list, err := s.query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`+s.d.ForUpdate(), id)
+		list, err := s.query(ctx, `SELECT `+userSelect+` FROM users WHERE id = ?`+s.d.ForUpdate(), id)
 		if err != nil {
 			return err
 		}
@@ -254,6 +263,9 @@ func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) 
 			return fmt.Errorf("account %s %w", id, db.ErrNotFound)
 		}
 		u := list[0]
+		if u.Status == StatusDeleted {
+			return fmt.Errorf("account %s: %w", id, ErrDeleted)
+		}
 		if err := fn(u); err != nil {
 			return err
 		}
@@ -298,11 +310,19 @@ func (s *SQLStore) query(ctx context.Context, q string, args ...any) ([]*User, e
 		var kind, status string
 		var email, hash sql.NullString
 		var phoneEnc, idEnc []byte
+		var deleted, erased sql.NullTime
 		if err := rows.Scan(&u.ID, &u.Username, &kind, &u.DisplayName, &email, &phoneEnc, &idEnc, &hash, &u.IsAdmin, &status,
-			&u.AssuranceLevel, &u.CreatedAt, &u.UpdatedAt); err != nil {
+			&u.AssuranceLevel, &u.CreatedAt, &u.UpdatedAt, &deleted, &erased); err != nil {
 			return nil, s.d.Err(err)
 		}
 		u.Kind, u.Status, u.Email, u.PasswordHash = Kind(kind), Status(status), email.String, hash.String
+		if deleted.Valid {
+			// The status column keeps 'disabled' (see migration 0015).
+			u.Status, u.DeletedAt = StatusDeleted, deleted.Time.UTC()
+		}
+		if erased.Valid {
+			u.ErasedAt = erased.Time.UTC()
+		}
 		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
 		if len(phoneEnc) > 0 {
 			p, err := s.kek.Open(phoneEnc, phoneAAD)

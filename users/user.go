@@ -37,7 +37,14 @@ type Status string
 const (
 	StatusActive   Status = "active"
 	StatusDisabled Status = "disabled"
+	// StatusDeleted is an account deleted by an administrator: it cannot
+	// sign in, is left out of searches, and its personal data is erased
+	// after the retention. Only SQLStore.SoftDelete sets it.
+	StatusDeleted Status = "deleted"
 )
+
+// ErrDeleted means an account is deleted and can no longer be changed.
+var ErrDeleted = errors.New("account deleted")
 
 // Field limits. Usernames are ASCII, so their limit is in bytes; the display
 // name's is in characters (runes); the e-mail limit is RFC 5321's, in bytes.
@@ -63,6 +70,11 @@ type User struct {
 	PasswordHash   string    `json:"-"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// DeletedAt is when an administrator deleted the account (Status is
+	// then StatusDeleted); ErasedAt when its personal data was erased,
+	// leaving only the tombstone.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	ErasedAt  time.Time `json:"erased_at,omitzero"`
 }
 
 // FieldError names one invalid field and why.

@@ -195,6 +195,8 @@ func accountServices(a *app) (*ui.AccountServices, error) {
 		Lockout:          a.lockout,
 		Audit:            a.audit,
 		SelfRegistration: a.cfg.SelfRegistration,
+		Links:            users.NewResetLinks(a.db, 0),
+		LinkOwners:       a.users,
 	}, nil
 }
 

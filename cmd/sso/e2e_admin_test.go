@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,5 +79,64 @@ func testAdminAPI(t *testing.T, dialect db.Dialect) {
 	}
 	if status, doc := call("", "GET", "/openapi.json", ""); status != http.StatusOK || doc["openapi"] == nil {
 		t.Fatalf("openapi: %d", status)
+	}
+
+	// Secret rotation: during the overlap the token endpoint takes both
+	// the old and the new secret; after a rotation without overlap only
+	// the newest.
+	tokenWith := func(secret string) error {
+		cfg := clientcredentials.Config{ClientID: "console", ClientSecret: secret, TokenURL: base + "/oauth2/token", Scopes: []string{"admin"}}
+		_, err := cfg.Token(ctx)
+		return err
+	}
+	status, rotated := call(admin, "POST", "/clients/console:rotate-secret", "")
+	newSecret, _ := rotated["client_secret"].(string)
+	if status != http.StatusOK || newSecret == "" || rotated["previous_secret_expires_at"] == nil {
+		t.Fatalf("rotate: %d %v", status, rotated)
+	}
+	if err := tokenWith(adminSecret); err != nil {
+		t.Fatalf("old secret during the overlap: %v", err)
+	}
+	if err := tokenWith(newSecret); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	status, rotated = call(admin, "POST", "/clients/console:rotate-secret", `{"overlap":"0s"}`)
+	newest, _ := rotated["client_secret"].(string)
+	if status != http.StatusOK || newest == "" {
+		t.Fatalf("rotate without overlap: %d %v", status, rotated)
+	}
+	if err := tokenWith(newSecret); err == nil {
+		t.Fatal("a secret rotated without overlap still works")
+	}
+	if err := tokenWith(newest); err != nil {
+		t.Fatalf("newest secret: %v", err)
+	}
+
+	// An administrator's reset link lands on the reset page.
+	id, _ := created["id"].(string)
+	status, link := call(admin, "POST", "/users/"+id+"/password-reset", `{"method":"link"}`)
+	resetURL, _ := link["reset_url"].(string)
+	if status != http.StatusOK || !strings.HasPrefix(resetURL, base+"/reset?token=") {
+		t.Fatalf("reset link: %d %v (base %s)", status, link, base)
+	}
+	resp, err := http.Get(resetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="action" value="link"`) {
+		t.Fatalf("reset page: %d", resp.StatusCode)
+	}
+
+	// Soft delete through the API: the account is gone from searches.
+	if status, _ := call(admin, "DELETE", "/users/"+id, ""); status != http.StatusNoContent {
+		t.Fatalf("delete: %d", status)
+	}
+	if status, found := call(admin, "GET", "/users?username=zhang.wei", ""); status != http.StatusOK || len(found["items"].([]any)) != 0 {
+		t.Fatalf("search after delete: %d %v", status, found)
+	}
+	if status, link := call(admin, "POST", "/users/"+id+"/password-reset", ""); status != http.StatusConflict {
+		t.Fatalf("reset of a deleted account: %d %v", status, link)
 	}
 }

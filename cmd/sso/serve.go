@@ -161,7 +161,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	pages.Register(mux)
 	devicePages.Register(mux)
 	provider.Register(mux)
-	adminAPI(a, provider, pages).Register(mux)
+	adminAPI(a, provider, pages, accounts).Register(mux)
 	if err := registerCerts(mux, a, provider); err != nil {
 		return nil, err
 	}
@@ -173,6 +173,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	if a.cfg.AuditRetention > 0 {
 		go runAuditRetention(ctx, a.audit, a.cfg.AuditRetention, archiveDir(a.cfg), time.Hour, a.log)
 	}
+	// The right to deletion: personal data of accounts deleted longer ago
+	// than the retention is erased.
+	go users.NewEraser(a.users, users.NewResetLinks(a.db, 0), a.audit, a.cfg.UserErasureAfter, a.log).Run(ctx, time.Hour)
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))
