@@ -31,6 +31,7 @@ type OneTimeCodes interface {
 type AccountStore interface {
 	Create(ctx context.Context, u *users.User) error
 	GetByPhone(ctx context.Context, phone string) (*users.User, error)
+	GetByEmail(ctx context.Context, email string) (*users.User, error)
 	GetByUsername(ctx context.Context, username string) (*users.User, error)
 	Update(ctx context.Context, id string, fn func(*users.User) error) (*users.User, error)
 }

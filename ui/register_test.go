@@ -78,6 +78,7 @@ type accountFixture struct {
 	lockout *users.Lockout
 	audit   *audit.Log
 	sms     *captureSender
+	mail    *captureSender
 	revoker *fakeRevoker
 	links   *users.ResetLinks
 }
@@ -98,6 +99,7 @@ func newAccountFixture(t *testing.T, selfRegistration bool) *accountFixture {
 		lockout: users.NewLockout(d, users.LockoutPolicy{}),
 		audit:   audit.NewLog(d),
 		sms:     &captureSender{},
+		mail:    &captureSender{},
 		revoker: &fakeRevoker{},
 		links:   users.NewResetLinks(d, 0),
 	}
@@ -106,7 +108,7 @@ func newAccountFixture(t *testing.T, selfRegistration bool) *accountFixture {
 		Clients:       fakeClients{testClientID: {ID: testClientID, Name: testClientName}},
 		SecureCookies: true,
 		Accounts: &AccountServices{
-			Codes:            users.NewOTP(d, k, users.OTPSenders{SMS: f.sms}, f.audit, users.OTPOptions{}),
+			Codes:            users.NewOTP(d, k, users.OTPSenders{SMS: f.sms, Email: f.mail}, f.audit, users.OTPOptions{}),
 			Users:            f.store,
 			Hasher:           f.hasher,
 			Sessions:         f.revoker,

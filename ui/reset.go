@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -33,7 +35,7 @@ func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := p.accountView(w, r, "/reset", form.lang, form.returnTo, stepPhone)
-	phone, ok := p.postedPhone(w, r, pageReset, v)
+	phone, ok := p.postedResetDestination(w, r, v)
 	if !ok {
 		return
 	}
@@ -47,17 +49,47 @@ func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 	p.resetPassword(w, r, v, phone, meta)
 }
 
-// sendResetCode sends a code to a registered number, and to any other a
-// text saying it has no account, under the same limits and with the same
-// page, so that the form tells nobody which numbers are registered.
-func (p *Pages) sendResetCode(w http.ResponseWriter, r *http.Request, v view, phone string) {
+// postedResetDestination reads the reset form's account field: a mobile
+// number, or an e-mail address (which contains "@"). On failure it has
+// re-rendered the first step.
+func (p *Pages) postedResetDestination(w http.ResponseWriter, r *http.Request, v view) (string, bool) {
+	raw := strings.TrimSpace(r.PostForm.Get("phone"))
+	if !strings.Contains(raw, "@") {
+		return p.postedPhone(w, r, pageReset, v)
+	}
+	if e, err := users.NormalizeEmail(raw); err == nil && e != "" {
+		return e, true
+	}
+	v.Account.Step = stepPhone
+	if utf8.ValidString(raw) && len(raw) <= users.MaxEmail {
+		v.Account.Phone = raw
+	}
+	v.Message = msg(v.Lang, "reset.bad_destination")
+	p.render(w, http.StatusBadRequest, pageReset, v)
+	return "", false
+}
+
+// resetAccount is the account a reset destination belongs to.
+func (p *Pages) resetAccount(ctx context.Context, dest string) (*users.User, error) {
+	if strings.Contains(dest, "@") {
+		return p.accounts.Users.GetByEmail(ctx, dest)
+	}
+	return p.accounts.Users.GetByPhone(ctx, dest)
+}
+
+// sendResetCode sends a code to a registered number or address, and to any
+// other a message saying it has no account, under the same limits and with
+// the same page, so that the form tells nobody which are registered.
+func (p *Pages) sendResetCode(w http.ResponseWriter, r *http.Request, v view, dest string) {
 	ctx := r.Context()
-	_, err := p.accounts.Users.GetByPhone(ctx, phone)
+	_, err := p.resetAccount(ctx, dest)
 	switch {
 	case err == nil:
-		err = p.accounts.Codes.Issue(ctx, users.PurposeReset, phone)
+		err = p.accounts.Codes.Issue(ctx, users.PurposeReset, dest)
+	case errors.Is(err, db.ErrNotFound) && strings.Contains(dest, "@"):
+		err = p.accounts.Codes.Notify(ctx, dest, msg(v.Lang, "reset.email_no_account"))
 	case errors.Is(err, db.ErrNotFound):
-		err = p.accounts.Codes.Notify(ctx, phone, msg(v.Lang, "reset.sms_no_account"))
+		err = p.accounts.Codes.Notify(ctx, dest, msg(v.Lang, "reset.sms_no_account"))
 	}
 	p.codeSent(w, r, pageReset, v, err)
 }
@@ -73,10 +105,10 @@ func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, ph
 		p.render(w, http.StatusBadRequest, pageReset, v)
 		return
 	}
-	u, err := p.accounts.Users.GetByPhone(r.Context(), phone)
+	u, err := p.resetAccount(r.Context(), phone)
 	if errors.Is(err, db.ErrNotFound) {
-		// No reset code was ever sent to this number: say what a lapsed
-		// code would, so that the form reveals nothing.
+		// No reset code was ever sent here: say what a lapsed code
+		// would, so that the form reveals nothing.
 		p.accountFailed(w, r, pageReset, v, "reset password", users.ErrOTPExpired)
 		return
 	}
@@ -84,7 +116,7 @@ func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, ph
 		p.failInternal(w, r, v.Lang, "reset password", err)
 		return
 	}
-	if key := passwordPolicyKey(users.CheckPasswordPolicy(password, u.Username, phone)); key != "" {
+	if key := passwordPolicyKey(users.CheckPasswordPolicy(password, u.Username, u.Phone)); key != "" {
 		v.Message = msg(v.Lang, key)
 		p.render(w, http.StatusBadRequest, pageReset, v)
 		return
@@ -95,7 +127,11 @@ func (p *Pages) resetPassword(w http.ResponseWriter, r *http.Request, v view, ph
 		return
 	}
 	err = p.accounts.Codes.CheckThen(r.Context(), users.PurposeReset, phone, code, func(ctx context.Context) error {
-		return p.setPassword(ctx, u.ID, hash, "sms", meta)
+		method := "sms"
+		if strings.Contains(phone, "@") {
+			method = "email"
+		}
+		return p.setPassword(ctx, u.ID, hash, method, meta)
 	})
 	if err != nil {
 		p.accountFailed(w, r, pageReset, v, "reset password", err)

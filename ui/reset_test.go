@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -58,6 +59,56 @@ func TestResetChangesPasswordAndEndsSessions(t *testing.T) {
 	resp, _ = f.post("/reset", url.Values{"action": {"reset"}, "phone": {phone}, "code": {code}, "password": {randomPassword()}})
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("the code worked twice: %d", resp.StatusCode)
+	}
+}
+
+func TestResetByEmail(t *testing.T) {
+	f := newAccountFixture(t, true)
+	ctx := context.Background()
+	u := f.existingCitizen(t, randomPhone(), randomPassword())
+	email := strings.ToLower(rand.Text()[:8]) + "@example.org"
+	if _, err := f.store.Update(ctx, u.ID, func(x *users.User) error { x.Email = email; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.post("/reset?lang=en", url.Values{"action": {"send"}, "phone": {strings.ToUpper(email)}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="code"`) {
+		t.Fatalf("send: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	_, code := f.mail.last(t, email)
+	if code == "" || f.sms.count() != 0 {
+		t.Fatalf("code %q by e-mail, %d text messages", code, f.sms.count())
+	}
+	password := randomPassword()
+	resp, body = f.post("/reset?lang=en", url.Values{"action": {"reset"}, "phone": {email}, "code": {code}, "password": {password}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sign in with the new password") {
+		t.Fatalf("reset: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	got, _ := f.store.Get(ctx, u.ID)
+	if ok, _, _ := f.hasher.Verify(password, got.PasswordHash); !ok {
+		t.Error("the new password does not verify")
+	}
+
+	// An address of no account, or of several, gets a notice, not a code,
+	// and the page says the same as for a registered one.
+	shared := "shared-" + strings.ToLower(rand.Text()[:6]) + "@example.org"
+	for range 2 {
+		x := f.existingCitizen(t, randomPhone(), randomPassword())
+		if _, err := f.store.Update(ctx, x.ID, func(y *users.User) error { y.Email = shared; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, addr := range []string{shared, "nobody-" + strings.ToLower(rand.Text()[:6]) + "@example.org"} {
+		resp, body := f.post("/reset?lang=en", url.Values{"action": {"send"}, "phone": {addr}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="code"`) {
+			t.Fatalf("send to %s: %d\n%s", addr, resp.StatusCode, visibleText(body))
+		}
+		if m, code := f.mail.last(t, addr); code != "" || !strings.Contains(m.Text, "no single account") {
+			t.Errorf("message to %s: %q", addr, m.Text)
+		}
+	}
+	if resp, body := f.post("/reset?lang=en", url.Values{"action": {"send"}, "phone": {"not@an@address"}}); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(visibleText(body), "valid mobile number or e-mail address") {
+		t.Errorf("malformed address: %d\n%s", resp.StatusCode, visibleText(body))
 	}
 }
 

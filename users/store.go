@@ -197,6 +197,24 @@ func (s *SQLStore) GetByPhone(ctx context.Context, phone string) (*User, error) 
 	return s.getOne(ctx, `phone_index = ?`, s.blindIndex(p), "phone number "+MaskPhone(p))
 }
 
+// GetByEmail returns the one live account with this e-mail address (any
+// case). Addresses are not unique: when several accounts share one, none
+// is returned (db.ErrNotFound), so that a reset by e-mail never picks one.
+func (s *SQLStore) GetByEmail(ctx context.Context, email string) (*User, error) {
+	e, err := NormalizeEmail(email)
+	if err != nil || e == "" {
+		return nil, fmt.Errorf("e-mail address: %w", db.ErrNotFound)
+	}
+	list, err := s.query(ctx, `SELECT `+userSelect+` FROM users WHERE email = ? AND deleted_at IS NULL LIMIT 2`, e)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) != 1 {
+		return nil, fmt.Errorf("one account with e-mail %s: %w", maskEmail(e), db.ErrNotFound)
+	}
+	return list[0], nil
+}
+
 // GetByIDNumber returns the account with a resident ID number (lower-case x accepted).
 func (s *SQLStore) GetByIDNumber(ctx context.Context, idNumber string) (*User, error) {
 	n, err := NormalizeIDNumber(idNumber)
