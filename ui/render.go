@@ -85,6 +85,8 @@ type view struct {
 	Verify  verifyForm  // identity verification page
 	Acting  actingForm  // acting-for page
 	Centre  *centreView // account centre
+
+	QR *qrLoginView // sign-in page: the QR code, when QR sign-in is on
 }
 
 // T returns the catalogue text for key in the page's language, with args
@@ -114,6 +116,7 @@ func (p *Pages) render(w http.ResponseWriter, status int, page string, v view) {
 	var buf bytes.Buffer
 	v = p.withPasskeyScript(page, v)
 	v = p.withAccountLinks(page, v)
+	v = p.withQR(page, v)
 	if err := p.tmpl[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		p.log.Error("ui: render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
