@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http run
+.PHONY: test fmt-check vet build bench bench-startup bench-http run test-browser
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -37,3 +37,7 @@ bench-startup: build
 # introspection, refresh rotation, authorization code with an SSO session.
 bench-http: build
 	$(GO) run ./bench/http -bin bin/sso -duration 20s -conns 16,64
+
+# Only the browser tests (chromium headless; installed when missing, see README).
+test-browser:
+	$(GO) test -count=1 -timeout 10m ./browsertest/
