@@ -226,6 +226,7 @@ func TestQRCodeLoginWithTwoBrowsers(t *testing.T) {
 		t.Fatalf("the QR code image does not show: %v", err)
 	}
 	desktop.screenshot("qr-code")
+	desktop.checkAccessibility("sign-in with the QR code")
 
 	// What the phone's camera would read: the image's URL header says the
 	// same as its pixels.
@@ -257,6 +258,7 @@ func TestQRCodeLoginWithTwoBrowsers(t *testing.T) {
 		}
 	}
 	phone.screenshot("confirm")
+	phone.checkAccessibility("QR confirmation (phone)")
 	phone.do("approve", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
 	phone.waitText("电脑将在一秒钟内完成登录")
 	phone.screenshot("approved")

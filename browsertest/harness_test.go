@@ -67,6 +67,7 @@ func need(t *testing.T) *harness {
 const (
 	userAlice = "browser-alice" // signs in with a password
 	userQR    = "browser-qr"    // signed in on the phone, approves a QR code
+	userA11y  = "browser-a11y"  // walks the pages the accessibility check covers
 )
 
 // setUp builds sso, creates accounts and clients, starts the relying party,
@@ -123,7 +124,7 @@ func setUp() (*harness, error) {
 	if _, err := cli("", "migrate", "up"); err != nil {
 		return fail(err)
 	}
-	for username, name := range map[string]string{userAlice: "Alice Browser", userQR: "扫码用户"} {
+	for username, name := range map[string]string{userAlice: "Alice Browser", userQR: "扫码用户", userA11y: "无障碍检查"} {
 		password := rand.Text()
 		if _, err := cli(password+"\n", "user", "create", "--username", username, "--password-stdin", "--name", name); err != nil {
 			return fail(err)
