@@ -151,7 +151,8 @@ func (p *Pages) registerQR(mux *http.ServeMux) {
 
 // withQR adds the QR code to the sign-in page when QR sign-in is on.
 func (p *Pages) withQR(page string, v view) view {
-	if page == pageLogin && p.qr != nil {
+	// A phone sent to sign in on its way to approve a code needs no code.
+	if page == pageLogin && p.qr != nil && !strings.HasPrefix(v.ReturnTo, qrPhonePath+"?") {
 		v.QR = &qrLoginView{ImageURL: qrImagePath, Script: p.qrJS, StatusURL: qrStatusPath, PollMillis: qrPollMillis, CompleteURL: qrCompletePath}
 	}
 	return v

@@ -301,6 +301,14 @@ func TestQRLoginPhoneRefusals(t *testing.T) {
 	}
 }
 
+func TestQRLoginPageForThePhoneShowsNoCode(t *testing.T) {
+	f := newQRFixture(t)
+	_, body := f.get(loginURL(qrPhoneURL(strings.Repeat("D", 43))))
+	if strings.Contains(body, qrImagePath) || !strings.Contains(body, `name="password"`) {
+		t.Error("the sign-in page on the way to approving a code shows a code of its own, or no form")
+	}
+}
+
 func TestQRLoginPhoneNeedsSessionAndCSRF(t *testing.T) {
 	f := newQRFixture(t)
 	token, desktop := f.showCode()
