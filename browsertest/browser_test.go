@@ -269,4 +269,10 @@ func TestQRCodeLoginWithTwoBrowsers(t *testing.T) {
 		t.Errorf("the desktop's sign-in says %s", amr)
 	}
 	desktop.screenshot("signed-in")
+
+	// The phone's account centre lists the approval and the sign-in.
+	phone.do("open the account centre", chromedp.Navigate(hh.issuer+"/account"))
+	phone.waitText("用手机确认扫码登录")
+	phone.waitText("扫码登录成功")
+	phone.screenshot("activity")
 }

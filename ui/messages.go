@@ -261,6 +261,12 @@ var catalogue = map[string]map[string]string{
 		"qr.declined_phone":  "该电脑不会登录你的账号。",
 		"qr.invalid":         "二维码已过期或已使用。请在电脑上刷新登录页面，扫描新的二维码。",
 
+		"activity.auth.qr.approve.success":  "用手机确认扫码登录",
+		"activity.auth.qr.approve.failure":  "扫码登录确认失败（二维码已过期或已使用）",
+		"activity.auth.qr.decline":          "拒绝扫码登录",
+		"activity.auth.qr.complete.success": "扫码登录成功",
+		"activity.auth.qr.complete.failure": "扫码登录失败",
+
 		"passkeys.title":          "通行密钥",
 		"passkeys.intro":          "通行密钥让你用手机、电脑或安全密钥上的指纹、面容或锁屏密码登录，无需输入密码，也无法被仿冒网站骗取。",
 		"passkeys.or":             "或者",
@@ -540,6 +546,12 @@ var catalogue = map[string]map[string]string{
 		"qr.declined_title":  "Declined",
 		"qr.declined_phone":  "The computer will not be signed in to your account.",
 		"qr.invalid":         "This QR code expired or was already used. Reload the sign-in page on the computer and scan the new code.",
+
+		"activity.auth.qr.approve.success":  "Confirmed a QR-code sign-in on a phone",
+		"activity.auth.qr.approve.failure":  "QR-code confirmation refused (code expired or used)",
+		"activity.auth.qr.decline":          "Declined a QR-code sign-in",
+		"activity.auth.qr.complete.success": "Signed in with a QR code",
+		"activity.auth.qr.complete.failure": "Failed QR-code sign-in",
 
 		"passkeys.title":          "Passkeys",
 		"passkeys.intro":          "A passkey lets you sign in with the fingerprint, face or screen lock of your phone, computer or security key: no password to type, and nothing a fake site can steal.",
