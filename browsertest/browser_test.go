@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -230,21 +233,7 @@ func TestQRCodeLoginWithTwoBrowsers(t *testing.T) {
 
 	// What the phone's camera would read: the image's URL header says the
 	// same as its pixels.
-	var qrURL string
-	for ev, err := range responses {
-		if err != nil {
-			t.Fatalf("network events: %v", err)
-		}
-		if !strings.Contains(ev.Response.URL, "/login/qr/code.png") {
-			continue
-		}
-		for k, v := range ev.Response.Headers {
-			if strings.EqualFold(k, "X-Sso-Qr-Url") {
-				qrURL, _ = v.(string)
-			}
-		}
-		break
-	}
+	qrURL := qrURLFrom(t, responses)
 	if !strings.HasPrefix(qrURL, hh.issuer+"/qr?t=") {
 		t.Fatalf("the code encodes %q", qrURL)
 	}
@@ -275,4 +264,68 @@ func TestQRCodeLoginWithTwoBrowsers(t *testing.T) {
 	phone.waitText("用手机确认扫码登录")
 	phone.waitText("扫码登录成功")
 	phone.screenshot("activity")
+}
+
+// TestQRCodeLoginWithoutJavaScript takes the way a browser without scripts
+// takes: nothing polls, so after approving on the phone the person presses
+// "I have confirmed on my phone, continue".
+func TestQRCodeLoginWithoutJavaScript(t *testing.T) {
+	hh := need(t)
+	phone := newTab(t, "phone")
+	phone.do("open the account centre", chromedp.Navigate(hh.issuer+"/account"))
+	phone.signIn(userQR, hh.users[userQR])
+	phone.waitText("个人中心")
+
+	desktop := newTab(t, "desktop")
+	desktop.do("turn scripts off", func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return chromedp.Void{}, err
+	})
+	responses := chromedp.Events(desktop.ctx, network.ResponseReceived)
+	desktop.do("open the department system", chromedp.Navigate(hh.rp.url+"/start?client=portal"))
+	desktop.waitText("我已在手机上确认，继续")
+	qrURL := qrURLFrom(t, responses)
+
+	// Pressed too early: the page says the phone has not confirmed yet and
+	// shows a new code.
+	responses = chromedp.Events(desktop.ctx, network.ResponseReceived)
+	desktop.do("continue too early", chromedp.Click(chromedp.CSS(`#qr-complete button`)))
+	desktop.waitText("手机上还没有确认")
+	desktop.screenshot("not-yet")
+	if qrURL2 := qrURLFrom(t, responses); qrURL2 == qrURL {
+		t.Fatal("the page shows the same code again")
+	} else {
+		qrURL = qrURL2
+	}
+
+	phone.do("scan", chromedp.Navigate(qrURL))
+	phone.do("approve", chromedp.Click(chromedp.CSS(`button[name="decision"][value="approve"]`)))
+	phone.waitText("电脑将在一秒钟内完成登录")
+
+	desktop.do("continue", chromedp.Click(chromedp.CSS(`#qr-complete button`)))
+	desktop.waitText("Signed in as 扫码用户")
+	desktop.screenshot("signed-in")
+}
+
+// qrURLFrom reads the next QR code image's URL header from a tab's
+// responses. It ends the subscription: subscribe again for another.
+func qrURLFrom(t *testing.T, responses iter.Seq2[network.EventResponseReceived, error]) string {
+	t.Helper()
+	for ev, err := range responses {
+		if err != nil {
+			t.Fatalf("network events: %v", err)
+		}
+		if !strings.Contains(ev.Response.URL, "/login/qr/code.png") {
+			continue
+		}
+		for k, v := range ev.Response.Headers {
+			if strings.EqualFold(k, "X-Sso-Qr-Url") {
+				s, _ := v.(string)
+				return s
+			}
+		}
+		t.Fatalf("the QR code image has no URL header")
+	}
+	t.Fatal("no QR code image was loaded")
+	return ""
 }
