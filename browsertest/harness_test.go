@@ -235,6 +235,9 @@ func ensureChromium() (string, error) {
 	}
 	// Stale package lists are the usual failure: update them and try again.
 	if installed() || (run("apt-get", "update") && installed()) {
+		// A small CJK font, so that screenshots of the Chinese pages can be
+		// read; the tests themselves read text, so failing here is fine.
+		run("apt-get", "install", "-y", "fonts-wqy-microhei")
 		return path, nil
 	}
 	return "", fmt.Errorf("%w: %s", errNoBrowser, lastLines(out.String(), 5))

@@ -76,6 +76,7 @@ const qrPageCSP = pageCSP + "; script-src 'self'; connect-src 'self'"
 
 // qrLoginView is the QR part of the sign-in page.
 type qrLoginView struct {
+	Message     string // why the last code did not sign in, shown beside the new one
 	ImageURL    string // the code's image; each load is a new code
 	Script      string // qrlogin.js with its content hash
 	StatusURL   string
@@ -153,7 +154,11 @@ func (p *Pages) registerQR(mux *http.ServeMux) {
 func (p *Pages) withQR(page string, v view) view {
 	// A phone sent to sign in on its way to approve a code needs no code.
 	if page == pageLogin && p.qr != nil && !strings.HasPrefix(v.ReturnTo, qrPhonePath+"?") {
-		v.QR = &qrLoginView{ImageURL: qrImagePath, Script: p.qrJS, StatusURL: qrStatusPath, PollMillis: qrPollMillis, CompleteURL: qrCompletePath}
+		q := &qrLoginView{ImageURL: qrImagePath, Script: p.qrJS, StatusURL: qrStatusPath, PollMillis: qrPollMillis, CompleteURL: qrCompletePath}
+		if v.QR != nil {
+			q.Message = v.QR.Message
+		}
+		v.QR = q
 	}
 	return v
 }
@@ -300,7 +305,8 @@ func (p *Pages) qrNotCompleted(w http.ResponseWriter, r *http.Request, lang, ret
 	case l != nil && l.Status == users.QRDeclined:
 		status, key = http.StatusForbidden, "qr.declined"
 	}
-	v.Message = msg(lang, key)
+	// The reason goes beside the new code, where the person looks.
+	v.QR = &qrLoginView{Message: msg(lang, key)}
 	p.render(w, status, pageLogin, v)
 }
 
