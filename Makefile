@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login run
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login run test-browser
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -44,3 +44,7 @@ bench-http: build
 bench-login: build
 	$(GO) build -o bin/bench-http ./bench/http
 	taskset -c 1 bin/bench-http -bin bin/sso -scenarios password_login -conns 2,4,8 -server-cpu 0 -duration 20s
+
+# Only the browser tests (chromium headless; installed when missing, see README).
+test-browser:
+	$(GO) test -count=1 -timeout 10m ./browsertest/

@@ -107,6 +107,9 @@ func cspFor(v view) string {
 	if v.PasskeyJS != "" {
 		return passkeyPageCSP
 	}
+	if v.QR != nil {
+		return qrPageCSP
+	}
 	return pageCSP
 }
 

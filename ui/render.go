@@ -86,6 +86,8 @@ type view struct {
 	Password passwordForm // change-password page
 	Acting   actingForm   // acting-for page
 	Centre   *centreView  // account centre
+
+	QR *qrLoginView // sign-in page: the QR code, when QR sign-in is on
 }
 
 // T returns the catalogue text for key in the page's language, with args
@@ -115,6 +117,7 @@ func (p *Pages) render(w http.ResponseWriter, status int, page string, v view) {
 	var buf bytes.Buffer
 	v = p.withPasskeyScript(page, v)
 	v = p.withAccountLinks(page, v)
+	v = p.withQR(page, v)
 	if err := p.tmpl[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		p.log.Error("ui: render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)

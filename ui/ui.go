@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 
@@ -85,6 +86,12 @@ type Config struct {
 	Passwords PasswordChanger
 	// Logger receives server-side failures; nil discards them.
 	Logger *slog.Logger
+	// QR turns on QR-code sign-in (扫码登录); QRLimiter then bounds the
+	// codes each client address may make, and Issuer is the base URL the
+	// codes point to (the request's host when empty).
+	QR        QRLogins
+	QRLimiter FailureCounter
+	Issuer    string
 	// SecureCookies marks cookies Secure and expects https Origins. It is
 	// false only for an http://localhost issuer in development.
 	SecureCookies bool
@@ -116,6 +123,13 @@ type Pages struct {
 	staticFS http.Handler
 	// passkeyJS is the URL of passkeys.js, "" when passkeys are off.
 	passkeyJS string
+
+	// QR-code sign-in; qr is nil when it is off.
+	qr      QRLogins
+	qrLimit FailureCounter
+	qrTmpl  *template.Template
+	qrJS    string
+	issuer  string
 }
 
 // ErrNoSession means the request carries no session cookie.
@@ -147,12 +161,16 @@ func New(c Config) (*Pages, error) {
 	if c.TOTP != nil && c.MFAChallenges == nil {
 		return nil, errors.New("ui: Config.TOTP needs MFAChallenges")
 	}
-	return &Pages{
+	p := &Pages{
 		totp: c.TOTP, mfa: c.MFAChallenges, accounts: c.Accounts,
 		auth: c.Auth, sessions: c.Sessions, clients: c.Clients, consents: c.Consents, passkeys: c.Passkeys,
 		log: log, secure: c.SecureCookies, ender: c.Logout, verify: c.Verify, stepUp: c.StepUp, acting: c.Acting, account: c.Account, passwords: c.Passwords,
 		tmpl: tmpl, cssURL: cssURL, staticFS: static, passkeyJS: passkeyJS,
-	}, nil
+	}
+	if err := p.setupQR(c); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Register adds the pages and their static files to mux.
@@ -177,6 +195,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	p.registerActing(mux)
 	p.registerAccount(mux)
 	p.registerPassword(mux)
+	p.registerQR(mux)
 }
 
 // CurrentSession returns the live session of the browser that sent r, for

@@ -145,6 +145,11 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		MFAChallenges: users.NewMFAChallenges(a.db, 0),
 		Logger:        a.log,
 		SecureCookies: !strings.HasPrefix(a.cfg.Issuer, "http://"),
+		// QR-code sign-in: each address may show 200 codes in ten minutes
+		// (an office behind one address reloads often), then waits ten.
+		QR:        users.NewQRLogins(a.db, a.users, a.audit),
+		QRLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: 200, Window: 10 * time.Minute, LockFor: 10 * time.Minute}),
+		Issuer:    a.cfg.Issuer,
 	})
 	if err != nil {
 		return nil, err
