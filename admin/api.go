@@ -103,7 +103,7 @@ type route struct {
 func (api *API) routes() []route {
 	return []route{
 		{"POST", "/users", "Create an account", api.createUser},
-		{"GET", "/users", "Search accounts", api.searchUsers},
+		{"GET", "/users", "Search accounts by username, phone, id_number, name prefix, org_unit, kind, status", api.searchUsers},
 		{"GET", "/users/{id}", "Get an account", api.getUser},
 		{"PATCH", "/users/{id}", "Update an account", api.patchUser},
 		{"POST", "/users/{id}:disable", "Disable an account and end its sessions", api.disableUser},

@@ -2,10 +2,12 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -160,19 +162,20 @@ func (api *API) getUser(w http.ResponseWriter, r *http.Request, a Actor) {
 
 // searchQuery is the parsed query string of GET /users.
 type searchQuery struct {
-	username, phone, orgUnit, after string
-	kind                            users.Kind
-	status                          users.Status
-	limit                           int
+	username, phone, idNumber, name, orgUnit, after string
+	kind                                            users.Kind
+	status                                          users.Status
+	limit                                           int
 }
 
 func parseSearch(r *http.Request) (searchQuery, error) {
 	q := r.URL.Query()
-	s := searchQuery{username: q.Get("username"), phone: q.Get("phone"), orgUnit: q.Get("org_unit"), after: q.Get("after"), limit: 100}
+	s := searchQuery{username: q.Get("username"), phone: q.Get("phone"), idNumber: q.Get("id_number"), name: strings.TrimSpace(q.Get("name")),
+		orgUnit: q.Get("org_unit"), after: q.Get("after"), limit: 100}
 	var fields []FieldError
 	for key := range q {
 		switch key {
-		case "username", "phone", "org_unit", "after", "kind", "status", "limit":
+		case "username", "phone", "id_number", "name", "org_unit", "after", "kind", "status", "limit":
 		default:
 			fields = append(fields, FieldError{Field: key, Reason: "is not a known query parameter"})
 		}
@@ -197,6 +200,9 @@ func parseSearch(r *http.Request) (searchQuery, error) {
 		}
 		s.limit = n
 	}
+	if len(s.name) > 4*users.MaxDisplayName || !utf8.ValidString(s.name) {
+		fields = append(fields, FieldError{Field: "name", Reason: "must be text of at most 64 characters"})
+	}
 	if len(fields) > 0 {
 		return s, validationProblem(fields)
 	}
@@ -215,8 +221,10 @@ func (api *API) searchUsers(w http.ResponseWriter, r *http.Request, a Actor) {
 	}
 	var page userPage
 	switch {
-	case q.username != "" || q.phone != "":
+	case q.username != "" || q.phone != "" || q.idNumber != "":
 		page, err = api.findOne(r.Context(), a, q)
+	case q.name != "":
+		page, err = api.searchByName(r.Context(), a, q)
 	case q.orgUnit != "":
 		page, err = api.searchSubtree(r.Context(), a, q)
 	default:
@@ -244,10 +252,13 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 	}
 	var u *users.User
 	var err error
-	if q.username != "" {
+	switch {
+	case q.username != "":
 		u, err = api.Users.GetByUsername(ctx, q.username)
-	} else {
+	case q.phone != "":
 		u, err = api.Users.GetByPhone(ctx, q.phone)
+	default: // through the blind index: the number itself is never searched for
+		u, err = api.Users.GetByIDNumber(ctx, q.idNumber)
 	}
 	if err != nil {
 		if errors.Is(err, db.ErrNotFound) {
@@ -266,6 +277,61 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 		return userPage{}, nil
 	}
 	return userPage{Items: []*users.User{view(u)}}, nil
+}
+
+// searchByName lists accounts whose name starts with q.name, in name
+// order. The cursor holds the last name and id of the page. Accounts the
+// caller may not read are left out, as in findOne.
+func (api *API) searchByName(ctx context.Context, a Actor, q searchQuery) (userPage, error) {
+	if !Allowed(a, ActionUserSearch, Target{}) && !a.Has(RoleOrgAdmin) {
+		return userPage{}, errForbidden
+	}
+	afterName, afterID, err := decodeNameCursor(q.after)
+	if err != nil {
+		return userPage{}, validationProblem([]FieldError{{Field: "after", Reason: "is not a cursor from a previous page"}})
+	}
+	list, err := api.Users.SearchByName(ctx, q.name, afterName, afterID, q.limit)
+	if err != nil {
+		return userPage{}, err
+	}
+	everyone := Allowed(a, ActionUserSearch, Target{})
+	var page userPage
+	for _, u := range list {
+		if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) {
+			continue
+		}
+		if !everyone {
+			t, err := api.userTarget(ctx, u.ID)
+			if err != nil {
+				return userPage{}, err
+			}
+			if !Allowed(a, ActionUserRead, t) {
+				continue
+			}
+		}
+		page.Items = append(page.Items, view(u))
+	}
+	if len(list) == q.limit {
+		last := list[len(list)-1]
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(last.DisplayName + "\x00" + last.ID))
+	}
+	return page, nil
+}
+
+// decodeNameCursor reads a cursor of searchByName ("" is the first page).
+func decodeNameCursor(after string) (name, id string, err error) {
+	if after == "" {
+		return "", "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(after)
+	if err != nil {
+		return "", "", err
+	}
+	name, id, ok := strings.Cut(string(b), "\x00")
+	if !ok || !utf8.ValidString(name) {
+		return "", "", errors.New("malformed cursor")
+	}
+	return name, id, nil
 }
 
 func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (userPage, error) {

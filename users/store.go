@@ -261,6 +261,30 @@ func (s *SQLStore) List(ctx context.Context, o ListOptions) ([]*User, error) {
 	return s.query(ctx, q+` ORDER BY id LIMIT ?`, args...)
 }
 
+// SearchByName returns a page of live accounts whose display name starts
+// with prefix, in name order (then id), after the account named afterName
+// with id afterID (both "" for the first page). The order follows an index
+// whatever the prefix, so a common surname costs no more than a rare one.
+func (s *SQLStore) SearchByName(ctx context.Context, prefix, afterName, afterID string, limit int) ([]*User, error) {
+	name := `display_name`
+	if s.d.Dialect() == db.Postgres {
+		name = `display_name COLLATE "C"` // byte order, like SQLite's, and the index's
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	// Every name that starts with prefix sorts from prefix up to prefix
+	// followed by the last code point.
+	q := `SELECT ` + userSelect + ` FROM users WHERE ` + name + ` >= ? AND ` + name + ` < ? AND deleted_at IS NULL`
+	args := []any{prefix, prefix + "\U0010FFFF"}
+	if afterName != "" || afterID != "" {
+		q += ` AND (` + name + `, id) > (?, ?)`
+		args = append(args, afterName, afterID)
+	}
+	args = append(args, min(limit, 1000))
+	return s.query(ctx, q+` ORDER BY `+name+`, id LIMIT ?`, args...)
+}
+
 // Count returns the number of accounts.
 func (s *SQLStore) Count(ctx context.Context) (int, error) {
 	var n int
