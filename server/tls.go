@@ -101,4 +101,3 @@ func (r *CertReloader) reloadLocked() error {
 func (r *CertReloader) TLSConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}
 }
-
