@@ -52,6 +52,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	metrics.RegisterDBStats("main", a.db.SQL())
 	ctx, stopWorkers := context.WithCancel(ctx) // background work ends with serve
 	defer stopWorkers()
+	// Other nodes' changes to clients and signing keys reach this node's
+	// caches through PostgreSQL LISTEN/NOTIFY (nothing to do on SQLite).
+	go a.db.ListenInvalidations(ctx, a.log)
 	mux, err := routes(ctx, a, metrics)
 	if err != nil {
 		return err
