@@ -227,6 +227,16 @@ func PostForm(hc *http.Client, u, id, secret string, form url.Values) (map[strin
 
 var hidden = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
+// LoginForm fills the sign-in form of page (its hidden fields, the CSRF
+// token among them) with the user Prepare created.
+func LoginForm(page string) url.Values {
+	form := url.Values{"identifier": {Username}, "password": {Password}}
+	for _, m := range hidden.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return form
+}
+
 // Authorize runs one authorization request of the "web" client at base (the
 // issuer) with the PKCE challenge (none if empty), signing in through the
 // page when asked, and returns the code. hc must stop at RedirectURI (see
@@ -258,10 +268,7 @@ func Authorize(base string, hc *http.Client, challenge string) (string, error) {
 		if !strings.Contains(string(page), `name="password"`) {
 			return "", fmt.Errorf("unexpected page %d", resp.StatusCode)
 		}
-		form := url.Values{"identifier": {Username}, "password": {Password}}
-		for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
-			form.Set(m[1], html.UnescapeString(m[2]))
-		}
+		form := LoginForm(string(page))
 		req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", base)
