@@ -60,6 +60,9 @@ func (c *clientCache) get(id string) *Client {
 	return e.c
 }
 
+// follow drops a client from the cache whenever any node changes it.
+func (c *clientCache) follow(inv db.Invalidator) { inv.OnInvalidate(ClientInvalidation, c.drop) }
+
 // drop forgets the client id, or every client for db.AllEntries; the next
 // read goes to the database.
 func (c *clientCache) drop(id string) {

@@ -141,8 +141,8 @@ func NewProvider(cfg Config, deps Dependencies) *Provider {
 	p.idTokens = compose.NewOpenIDConnectStrategy(keyGetter, p.fcfg)
 	// Changes made on any node empty the caches at once; the TTLs remain
 	// for a notification that is lost.
-	deps.DB.OnInvalidate(ClientInvalidation, p.storage.clients.drop)
-	deps.DB.OnInvalidate(signing.KeysInvalidation, func(string) { p.forgetKeys() })
+	p.storage.clients.follow(deps.DB)
+	p.followKeyRotations(deps.DB)
 	strategy := compose.CommonStrategy{
 		CoreStrategy:               p.tokens,
 		OpenIDConnectTokenStrategy: p.idTokens,
@@ -191,6 +191,11 @@ func (p *Provider) signingKey(ctx context.Context) (*jose.JSONWebKey, error) {
 	p.keyCache[alg] = cachedKey{jwk: jwk, fetched: time.Now()}
 	p.keyMu.Unlock()
 	return jwk, nil
+}
+
+// followKeyRotations empties the key caches whenever any node rotates keys.
+func (p *Provider) followKeyRotations(inv db.Invalidator) {
+	inv.OnInvalidate(signing.KeysInvalidation, func(string) { p.forgetKeys() })
 }
 
 // forgetKeys drops the cached signing keys and published keys, after a
