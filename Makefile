@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search run test-browser
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search run test-browser soak
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -52,3 +52,10 @@ test-browser:
 # Admin searches against 1,000,000 accounts in PostgreSQL: p50 and p99 per search.
 bench-search:
 	$(GO) test -run '^$$' -bench SearchMillion -benchtime 2000x -timeout 30m ./users/
+
+# Soak over loopback: two nodes on PostgreSQL behind a round-robin proxy,
+# mixed traffic, a key rotation, one node SIGKILLed half-way; zero 5xx,
+# p99, goroutines and RSS over time. SOAK_DURATION=10m for the full run.
+SOAK_DURATION ?= 2m
+soak: build
+	$(GO) run ./bench/soak -bin bin/sso -duration $(SOAK_DURATION)

@@ -6,6 +6,9 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -93,6 +96,10 @@ type Config struct {
 	UserErasureAfter time.Duration
 	// ClientSecretOverlap is how long a rotated client secret keeps working.
 	ClientSecretOverlap time.Duration
+	// TLSCertFile and TLSKeyFile, both or neither, make sso serve HTTPS
+	// itself; the files are read again when they change.
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -269,6 +276,10 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.UserErasureAfter }, time.Minute)},
 	{Key: "client_secret_overlap", Default: "24h", Usage: "after a client secret is rotated the old one keeps working this long (a rotation request may ask for less)",
 		set: durationSetting(func(c *Config) *time.Duration { return &c.ClientSecretOverlap }, 0)},
+	{Key: "tls_cert_file", Default: "", Usage: "PEM certificate chain for serving HTTPS directly (with tls_key_file; empty: plain HTTP, TLS ends at the proxy); reloaded when the file changes",
+		set: func(c *Config, v string) error { c.TLSCertFile = strings.TrimSpace(v); return nil }},
+	{Key: "tls_key_file", Default: "", Usage: "PEM private key of tls_cert_file",
+		set: func(c *Config, v string) error { c.TLSKeyFile = strings.TrimSpace(v); return nil }},
 }
 
 // trustedProxies parses a comma-separated list of CIDRs or single addresses.
@@ -483,6 +494,42 @@ func (c *Config) finish() error {
 	}
 	if c.KeyEncryptionKeyFile == "" && c.KeyEncryptionKey == "" {
 		c.KeyEncryptionKeyFile = filepath.Join(c.DataDir, "key-encryption.key")
+	}
+	if err := c.checkTLSFiles(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkTLSFiles refuses at start-up a TLS setting that could not serve: one
+// file without the other, an unreadable file, or a key that is not the
+// certificate's. Each error names the setting to fix.
+func (c *Config) checkTLSFiles() error {
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile == "":
+		return nil
+	case c.TLSCertFile == "":
+		return errors.New("invalid configuration: SSO_TLS_KEY_FILE needs SSO_TLS_CERT_FILE")
+	case c.TLSKeyFile == "":
+		return errors.New("invalid configuration: SSO_TLS_CERT_FILE needs SSO_TLS_KEY_FILE")
+	}
+	certPEM, err := os.ReadFile(c.TLSCertFile)
+	if err != nil {
+		return fmt.Errorf("invalid SSO_TLS_CERT_FILE=%q: %w", c.TLSCertFile, err)
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return fmt.Errorf("invalid SSO_TLS_CERT_FILE=%q: no PEM CERTIFICATE block", c.TLSCertFile)
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return fmt.Errorf("invalid SSO_TLS_CERT_FILE=%q: %w", c.TLSCertFile, err)
+	}
+	keyPEM, err := os.ReadFile(c.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("invalid SSO_TLS_KEY_FILE=%q: %w", c.TLSKeyFile, err)
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("invalid SSO_TLS_KEY_FILE=%q: not a usable private key of SSO_TLS_CERT_FILE: %w", c.TLSKeyFile, err)
 	}
 	return nil
 }

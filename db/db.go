@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,8 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	target  string // host:port/db or file path, safe to log
+	url     string // PostgreSQL URL for the invalidation listener; holds the password, never logged
+	bus     bus    // OnInvalidate handlers
 }
 
 // Dialect reports which database this is.
@@ -192,7 +195,7 @@ func openPostgres(ctx context.Context, rawURL string, opts PoolOptions) (*DB, er
 		err = pool.PingContext(pingCtx)
 		cancel()
 		if err == nil {
-			return &DB{sql: pool, dialect: Postgres, target: target}, nil
+			return &DB{sql: pool, dialect: Postgres, target: target, url: rawURL}, nil
 		}
 		if time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
 			pool.Close()
@@ -281,7 +284,29 @@ func (d *DB) Begin(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return ctx, d.classify(err)
 	}
-	return context.WithValue(ctx, txKey{}, tx), nil
+	return context.WithValue(context.WithValue(ctx, txKey{}, tx), hooksKey{}, &commitHooks{}), nil
+}
+
+type hooksKey struct{}
+
+// commitHooks are the functions to call once a transaction has committed.
+type commitHooks struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+// AfterCommit arranges for fn to run after the transaction carried by ctx
+// commits (never if it rolls back) and reports true; without a
+// transaction it does nothing and reports false, and the caller acts at once.
+func AfterCommit(ctx context.Context, fn func()) bool {
+	h, ok := ctx.Value(hooksKey{}).(*commitHooks)
+	if !ok || !InTransaction(ctx) {
+		return false
+	}
+	h.mu.Lock()
+	h.fns = append(h.fns, fn)
+	h.mu.Unlock()
+	return true
 }
 
 // Commit commits the transaction carried by ctx.
@@ -290,7 +315,19 @@ func (d *DB) Commit(ctx context.Context) error {
 	if !ok {
 		return errors.New("db: no transaction in context")
 	}
-	return d.classify(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return d.classify(err)
+	}
+	if h, ok := ctx.Value(hooksKey{}).(*commitHooks); ok {
+		h.mu.Lock()
+		fns := h.fns
+		h.fns = nil
+		h.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	}
+	return nil
 }
 
 // Rollback abandons the transaction carried by ctx.

@@ -93,7 +93,12 @@ func (p *Provider) RunLogoutDeliveries(ctx context.Context) {
 		}
 		if now := s.now(); now.Sub(lastPurge) > time.Hour {
 			lastPurge = now
-			if _, err := p.store.purgeLogoutDeliveries(ctx, now.Add(-deliveryRetention)); err != nil && ctx.Err() == nil {
+			// Once an hour across the cluster, whichever node comes first.
+			_, err := p.d.RunDue(ctx, "logout.purge", time.Hour, func(ctx context.Context) error {
+				_, err := p.store.purgeLogoutDeliveries(ctx, now.Add(-deliveryRetention))
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
 				p.log.ErrorContext(ctx, "purge logout notifications", "err", err)
 			}
 		}

@@ -32,7 +32,8 @@ type fositeStorage struct {
 }
 
 // clientTTL bounds how long a node acts on a client it read before another
-// node (or the CLI) changed or disabled it. Every token request reads its
+// node (or the CLI) changed or disabled it, should the change's
+// invalidation (db.Invalidate) not reach it. Every token request reads its
 // client at least once, so the cache saves a query and a JSON decode each.
 const clientTTL = 5 * time.Second
 
@@ -57,6 +58,21 @@ func (c *clientCache) get(id string) *Client {
 		return nil
 	}
 	return e.c
+}
+
+// follow drops a client from the cache whenever any node changes it.
+func (c *clientCache) follow(inv db.Invalidator) { inv.OnInvalidate(ClientInvalidation, c.drop) }
+
+// drop forgets the client id, or every client for db.AllEntries; the next
+// read goes to the database.
+func (c *clientCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == db.AllEntries {
+		clear(c.entries)
+		return
+	}
+	delete(c.entries, id)
 }
 
 func (c *clientCache) put(cl *Client) {

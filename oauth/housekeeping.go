@@ -2,12 +2,9 @@ package oauth
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/govsso/sso/db"
 )
 
 // SessionPurger deletes browser sessions that are dead at now
@@ -26,8 +23,9 @@ type LockoutPurger interface {
 // a long lock on a busy table; a pass repeats a DELETE until it takes fewer.
 const purgeBatch = 1000
 
-// housekeepingLockKey names the PostgreSQL advisory lock of a pass, per
-// schema like the other locks, so that test schemas do not contend.
+// housekeepingLockKey is the PostgreSQL advisory lock db.TryLock takes for
+// housekeepingJob, per schema like the other locks; tests hold it to play
+// another node.
 const housekeepingLockKey = `hashtext('sso.housekeeping.' || current_schema())`
 
 // Purged counts the rows one housekeeping pass deleted.
@@ -35,10 +33,14 @@ type Purged struct {
 	Tokens, Assertions, Consents, Sessions, Lockouts int64
 }
 
+// housekeepingJob names the pass for db.TryLock and db.RunDue.
+const housekeepingJob = "housekeeping"
+
 // RunHousekeeping deletes expired rows every interval until ctx ends: codes,
 // tokens and pushed requests, client assertion jtis, consents, and the
-// browser sessions and lockout counters given in Dependencies. On PostgreSQL
-// only one node runs a pass at a time; the others skip it.
+// browser sessions and lockout counters given in Dependencies. With many
+// nodes on PostgreSQL a pass runs once per interval across the cluster
+// (db.RunDue), never two at a time.
 func (p *Provider) RunHousekeeping(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -48,7 +50,12 @@ func (p *Provider) RunHousekeeping(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		n, ran, err := p.housekeep(ctx, time.Now(), purgeBatch)
+		var n Purged
+		ran, err := p.d.RunDue(ctx, housekeepingJob, every, func(ctx context.Context) error {
+			var err error
+			n, err = p.purge(ctx, time.Now(), purgeBatch)
+			return err
+		})
 		switch {
 		case err != nil && ctx.Err() == nil:
 			p.log.ErrorContext(ctx, "housekeeping failed", "err", err)
@@ -59,15 +66,20 @@ func (p *Provider) RunHousekeeping(ctx context.Context, every time.Duration) {
 	}
 }
 
-// housekeep runs one pass at now, deleting at most batch rows per statement.
-// ran is false when another node holds the pass lock. A failing step does
-// not stop the others.
+// housekeep runs one pass at now unless another node is running one, in
+// which case ran is false.
 func (p *Provider) housekeep(ctx context.Context, now time.Time, batch int) (n Purged, ran bool, err error) {
-	release, ok, err := p.housekeepingLock(ctx)
-	if err != nil || !ok {
-		return n, false, err
-	}
-	defer release()
+	ran, err = p.d.TryLock(ctx, housekeepingJob, func(ctx context.Context) error {
+		var err error
+		n, err = p.purge(ctx, now, batch)
+		return err
+	})
+	return n, ran, err
+}
+
+// purge runs one pass at now, deleting at most batch rows per statement.
+// A failing step does not stop the others.
+func (p *Provider) purge(ctx context.Context, now time.Time, batch int) (n Purged, err error) {
 	now = now.UTC()
 	var errs []error
 	step := func(name string, count *int64, purge func() (int64, error)) {
@@ -86,7 +98,7 @@ func (p *Provider) housekeep(ctx context.Context, now time.Time, batch int) (n P
 	if p.lockouts != nil {
 		step("lockout counters", &n.Lockouts, func() (int64, error) { return p.lockouts.Purge(ctx, now) })
 	}
-	return n, true, errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // drain repeats a bounded purge until a batch comes back short.
@@ -102,33 +114,6 @@ func drain(ctx context.Context, batch int, before time.Time, purge func(context.
 			return total, err
 		}
 	}
-}
-
-// housekeepingLock takes the pass lock. On PostgreSQL it is a session
-// advisory lock held by a connection of its own while the deletes run on
-// others; SQLite serves one node, so there is nothing to share.
-func (p *Provider) housekeepingLock(ctx context.Context) (release func(), ok bool, err error) {
-	if p.d.Dialect() != db.Postgres {
-		return func() {}, true, nil
-	}
-	conn, err := p.d.SQL().Conn(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("housekeeping lock: %w", err)
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+housekeepingLockKey+`)`).Scan(&ok); err != nil || !ok {
-		conn.Close()
-		if err != nil {
-			return nil, false, fmt.Errorf("housekeeping lock: %w", err)
-		}
-		return nil, false, nil
-	}
-	return func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+housekeepingLockKey+`)`); err != nil {
-			// A pooled connection must not keep the lock: drop it instead.
-			conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-		conn.Close()
-	}, true, nil
 }
 
 // purgeExpiredAssertions deletes at most limit client assertion jtis that

@@ -202,6 +202,13 @@ func (j *jwtAccessTokens) publicKey(ctx context.Context, kid string) (*jose.JSON
 	return k, nil
 }
 
+// forget drops the cached key set; the next verification reads it again.
+func (j *jwtAccessTokens) forget() {
+	j.mu.Lock()
+	j.keys, j.fetched = nil, time.Time{}
+	j.mu.Unlock()
+}
+
 // loadPublished reads the published RS256 keys and caches them.
 func (j *jwtAccessTokens) loadPublished(ctx context.Context) (map[string]*jose.JSONWebKey, error) {
 	now := time.Now()

@@ -79,7 +79,7 @@ type cachedKey struct {
 }
 
 // activeKeyTTL bounds how long a node keeps signing with a key after another
-// node rotated it.
+// node rotated it, should the rotation's invalidation not reach it.
 const activeKeyTTL = 30 * time.Second
 
 // Dependencies are the stores and services the provider uses.
@@ -139,6 +139,10 @@ func NewProvider(cfg Config, deps Dependencies) *Provider {
 		},
 	}}
 	p.idTokens = compose.NewOpenIDConnectStrategy(keyGetter, p.fcfg)
+	// Changes made on any node empty the caches at once; the TTLs remain
+	// for a notification that is lost.
+	p.storage.clients.follow(deps.DB)
+	p.followKeyRotations(deps.DB)
 	strategy := compose.CommonStrategy{
 		CoreStrategy:               p.tokens,
 		OpenIDConnectTokenStrategy: p.idTokens,
@@ -187,6 +191,20 @@ func (p *Provider) signingKey(ctx context.Context) (*jose.JSONWebKey, error) {
 	p.keyCache[alg] = cachedKey{jwk: jwk, fetched: time.Now()}
 	p.keyMu.Unlock()
 	return jwk, nil
+}
+
+// followKeyRotations empties the key caches whenever any node rotates keys.
+func (p *Provider) followKeyRotations(inv db.Invalidator) {
+	inv.OnInvalidate(signing.KeysInvalidation, func(string) { p.forgetKeys() })
+}
+
+// forgetKeys drops the cached signing keys and published keys, after a
+// rotation on any node.
+func (p *Provider) forgetKeys() {
+	p.keyMu.Lock()
+	clear(p.keyCache)
+	p.keyMu.Unlock()
+	p.tokens.jwt.forget()
 }
 
 // subjectFor is the sub a client sees for a user: the account ID, or for

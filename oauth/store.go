@@ -202,6 +202,11 @@ func nullBytes(b []byte) any {
 	return b
 }
 
+// ClientInvalidation is the kind of cache invalidation (db.Invalidate) sent
+// when a client is created, changed or deleted; nodes drop it from their
+// client caches.
+const ClientInvalidation = "client"
+
 const clientColumns = `id, name, secret_hash, public, disabled, metadata, created_at, updated_at, org_unit_id, previous_secret_hash, previous_secret_expires_at`
 
 // CreateClient validates c and inserts it; a taken id is db.ErrConflict. It
@@ -216,9 +221,14 @@ func (s *SQLStore) CreateClient(ctx context.Context, c *Client) error {
 		return err
 	}
 	t := now()
-	_, err = s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, t, t,
-		c.OrgUnitID, nullBytes(c.PreviousSecretHash), nullTime(c.PreviousSecretExpiresAt))
+	err = s.db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, nullBytes(c.SecretHash), c.Public, c.Disabled, meta, t, t,
+			c.OrgUnitID, nullBytes(c.PreviousSecretHash), nullTime(c.PreviousSecretExpiresAt)); err != nil {
+			return err
+		}
+		return s.db.Invalidate(ctx, ClientInvalidation, c.ID)
+	})
 	if errors.Is(err, db.ErrConflict) {
 		// db.ErrConflict reads "already exists".
 		return fmt.Errorf("client %q %w", c.ID, db.ErrConflict)
@@ -324,6 +334,9 @@ func (s *SQLStore) UpdateClient(ctx context.Context, id string, fn func(*Client)
 			c.OrgUnitID, nullBytes(c.PreviousSecretHash), nullTime(c.PreviousSecretExpiresAt), id); err != nil {
 			return fmt.Errorf("update client %q: %w", id, err)
 		}
+		if err := s.db.Invalidate(ctx, ClientInvalidation, id); err != nil {
+			return err
+		}
 		out = c
 		return nil
 	})
@@ -343,7 +356,7 @@ func (s *SQLStore) DeleteClient(ctx context.Context, id string) error {
 		if _, err := s.db.Exec(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, id); err != nil {
 			return fmt.Errorf("delete tokens of client %q: %w", id, err)
 		}
-		return nil
+		return s.db.Invalidate(ctx, ClientInvalidation, id)
 	})
 }
 

@@ -48,7 +48,7 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Run serves srv on ln until ctx is cancelled (the caller ties ctx to
+// Run serves srv on ln (over TLS when srv.TLSConfig is set) until ctx is cancelled (the caller ties ctx to
 // SIGTERM and SIGINT with signal.NotifyContext), then stops accepting
 // connections and gives in-flight requests shutdownTimeout (0 means
 // DefaultShutdownTimeout) to finish before closing the rest. It returns nil
@@ -56,7 +56,15 @@ func orDefault(d, def time.Duration) time.Duration {
 // timeout, or the error that made Serve stop on its own.
 func Run(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout time.Duration, logger *slog.Logger) error {
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate; ServeTLS
+			// also offers HTTP/2, which Serve over a TLS listener would not.
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 
 	select {
 	case err := <-served:

@@ -56,7 +56,10 @@ func BenchmarkSearchMillion(b *testing.B) {
 		name string
 		run  func() (int, error)
 	}{
-		{"username", func() (int, error) { _, err := s.GetByUsername(ctx, fmt.Sprintf("u%d", 1+mrand.IntN(n))); return 1, err }},
+		{"username", func() (int, error) {
+			_, err := s.GetByUsername(ctx, fmt.Sprintf("u%d", 1+mrand.IntN(n)))
+			return 1, err
+		}},
 		{"phone", func() (int, error) { _, err := s.GetByPhone(ctx, pick(phones)); return 1, err }},
 		{"id_number", func() (int, error) { _, err := s.GetByIDNumber(ctx, pick(idNumbers)); return 1, err }},
 		{"name_prefix_page", func() (int, error) {

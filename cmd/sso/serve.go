@@ -52,6 +52,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	metrics.RegisterDBStats("main", a.db.SQL())
 	ctx, stopWorkers := context.WithCancel(ctx) // background work ends with serve
 	defer stopWorkers()
+	// Other nodes' changes to clients and signing keys reach this node's
+	// caches through PostgreSQL LISTEN/NOTIFY (nothing to do on SQLite).
+	go a.db.ListenInvalidations(ctx, a.log)
 	mux, err := routes(ctx, a, metrics)
 	if err != nil {
 		return err
@@ -68,12 +71,19 @@ func runServe(ctx context.Context, e env, args []string) error {
 		Write:      cfg.HTTPWriteTimeout,
 		Idle:       cfg.HTTPIdleTimeout,
 	}, a.log)
+	if cfg.TLSCertFile != "" {
+		certs, err := server.NewCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, a.log)
+		if err != nil {
+			return fmt.Errorf("SSO_TLS_CERT_FILE/SSO_TLS_KEY_FILE: %w", err)
+		}
+		srv.TLSConfig = certs.TLSConfig()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	a.log.Info("sso is ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(),
-		"database", string(a.db.Dialect())+":"+a.db.Target(), "startup", time.Since(start).Round(time.Millisecond).String())
+		"database", string(a.db.Dialect())+":"+a.db.Target(), "tls", cfg.TLSCertFile != "", "startup", time.Since(start).Round(time.Millisecond).String())
 	// The audit sealer chains new records every second; it makes a last pass
 	// after the server stops, before the database closes.
 	sealCtx, stopSealer := context.WithCancel(ctx)

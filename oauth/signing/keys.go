@@ -27,6 +27,10 @@ type Manager struct {
 	// such TTL, so a node serving a stale entry stays correct.
 }
 
+// KeysInvalidation is the kind of cache invalidation (db.Invalidate) sent
+// when the active keys change; nodes drop their cached keys.
+const KeysInvalidation = "signing_keys"
+
 // NewManager returns a Manager over the signing_keys table of d, sealing
 // private keys with k.
 func NewManager(d *db.DB, k *kek.KEK) *Manager {
@@ -153,7 +157,7 @@ func (m *Manager) Rotate(ctx context.Context, keepPublished time.Duration) ([]*K
 			}
 			created = append(created, k)
 		}
-		return nil
+		return m.store.d.Invalidate(ctx, KeysInvalidation, "")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rotate signing keys: %w", err)
