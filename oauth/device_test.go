@@ -91,7 +91,7 @@ type deviceEnv struct {
 	secret  string // of the confidential client "tv"
 }
 
-func newDeviceEnv(t *testing.T, d *db.DB) *deviceEnv {
+func newDeviceEnv(t testing.TB, d *db.DB) *deviceEnv {
 	t.Helper()
 	ctx := context.Background()
 	k, err := kek.New(randomKey(t))

@@ -192,6 +192,9 @@ func (s *fositeStorage) create(ctx context.Context, kind TokenKind, signature st
 		t.ExpiresAt = sess.GetExpiresAt(tokenType)
 		if os, ok := sess.(*Session); ok {
 			t.SessionID = os.BrowserSessionID
+			if tokenType == fosite.RefreshToken && os.RefreshScopes != nil {
+				sr.GrantedScope = os.RefreshScopes
+			}
 		}
 	}
 	if ar, ok := r.(fosite.AuthorizeRequester); ok {

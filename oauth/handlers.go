@@ -335,6 +335,7 @@ func (p *Provider) issueTokens(ctx context.Context, r *http.Request) (fosite.Acc
 	if err := checkRefreshScope(ar); err != nil {
 		return ar, nil, err
 	}
+	narrowRefreshScope(ar)
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
@@ -378,6 +379,35 @@ func checkRefreshScope(ar fosite.AccessRequester) error {
 		}
 	}
 	return nil
+}
+
+// narrowRefreshScope gives the new access token only the scopes a refresh
+// asks for (checkRefreshScope has refused any the grant lacks); the new
+// refresh token keeps the grant's full scopes (RFC 6749 section 6), which
+// fositeStorage reads from Session.RefreshScopes. fosite 0.49 would
+// otherwise issue the full scopes whatever was asked.
+func narrowRefreshScope(ar fosite.AccessRequester) {
+	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+		return
+	}
+	asked := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("scope"), " "))
+	r, ok := ar.(*fosite.AccessRequest)
+	session, ok2 := ar.GetSession().(*Session)
+	if len(asked) == 0 || !ok || !ok2 {
+		return
+	}
+	full := slices.Clone(ar.GetGrantedScopes())
+	narrowed := fosite.Arguments{}
+	for _, s := range full {
+		if slices.Contains(asked, s) {
+			narrowed = append(narrowed, s)
+		}
+	}
+	if len(narrowed) == len(full) {
+		return
+	}
+	session.RefreshScopes = full
+	r.GrantedScope = narrowed
 }
 
 // userinfo returns the claims the access token's scopes allow.

@@ -25,6 +25,10 @@ type Session struct {
 	ClientID string `json:"client_id,omitempty"`
 	// ActingFor is the enterprise account the person acted for, if any.
 	ActingFor string `json:"acting_for,omitempty"`
+	// RefreshScopes, set only while a refresh that asked for fewer scopes
+	// is stored, are the grant's full scopes: the new refresh token keeps
+	// them (RFC 6749 section 6), only the new access token is narrowed.
+	RefreshScopes []string `json:"-"`
 }
 
 var _ openid.Session = (*Session)(nil)

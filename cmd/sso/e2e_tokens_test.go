@@ -228,6 +228,21 @@ func testTokens(t *testing.T, dialect db.Dialect) {
 				t.Fatalf("widened refresh answered %d %v", status, resp["error"])
 			}
 		}},
+		{"scope narrowed on refresh: the access token narrows, the grant does not", func(t *testing.T) {
+			status, resp := postToken(t, issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {jwtTok.RefreshToken},
+				"scope": {"openid"}}, "jwtapp", jwtSecret)
+			if status != http.StatusOK || resp["scope"] != "openid" {
+				t.Fatalf("narrowed refresh: %d scope %v", status, resp["scope"])
+			}
+			if c := verifyAccessToken(t, keys, resp["access_token"].(string)); c.Scope != "openid" {
+				t.Fatalf("narrowed access token has scope %q", c.Scope)
+			}
+			status, resp = postToken(t, issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {resp["refresh_token"].(string)}},
+				"jwtapp", jwtSecret)
+			if status != http.StatusOK || resp["scope"] != "openid profile offline_access" {
+				t.Fatalf("the next refresh without scope: %d scope %v, want the grant's full scopes", status, resp["scope"])
+			}
+		}},
 		{"access token with alg none", func(t *testing.T) {
 			refuseForged(t, unsignedJWT(t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, realClaims))
 		}},
