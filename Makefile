@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search run test-browser soak
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search bench-ui run test-browser soak
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -59,3 +59,7 @@ bench-search:
 SOAK_DURATION ?= 2m
 soak: build
 	$(GO) run ./bench/soak -bin bin/sso -duration $(SOAK_DURATION)
+
+# The sign-in page: server-side render time (p50, p99 over 1,000) and weight (HTML + CSS + JS).
+bench-ui:
+	$(GO) test -run '^$$' -bench SignInPage -benchtime 1000x ./ui/
