@@ -153,6 +153,28 @@ func openSQLite(ctx context.Context, path string, opts PoolOptions) (*DB, error)
 	return d, nil
 }
 
+// defaultConnectTimeout bounds each new PostgreSQL connection, startup
+// included: without it, a database that accepts TCP but never answers
+// (a hung server, a half-open proxy) holds a request forever instead of
+// failing it fast with ErrUnavailable.
+const defaultConnectTimeout = "5"
+
+// withDefaultConnectTimeout adds connect_timeout to a postgres:// URL that
+// does not set one; other forms are left as they are.
+func withDefaultConnectTimeout(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return rawURL
+	}
+	q := u.Query()
+	if q.Get("connect_timeout") != "" {
+		return rawURL
+	}
+	q.Set("connect_timeout", defaultConnectTimeout)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 func describeSQLiteError(err error) string {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -171,6 +193,7 @@ func describeSQLiteError(err error) string {
 }
 
 func openPostgres(ctx context.Context, rawURL string, opts PoolOptions) (*DB, error) {
+	rawURL = withDefaultConnectTimeout(rawURL)
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres database URL: %w", err)

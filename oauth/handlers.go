@@ -318,10 +318,24 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		err = issue(ctx)
 	}
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		if !unavailable(w, r, err) {
+			p.oauth.WriteAccessError(ctx, w, ar, err)
+		}
 		return
 	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// unavailable answers 503 with Retry-After when err says the database
+// cannot be reached, so that a client retries shortly instead of taking
+// its token or credentials for bad; it reports whether it answered.
+func unavailable(w http.ResponseWriter, r *http.Request, err error) bool {
+	if !errors.Is(err, db.ErrUnavailable) {
+		return false
+	}
+	w.Header().Set("Retry-After", "5")
+	server.WriteError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "The service cannot reach its database; try again in a few seconds.")
+	return true
 }
 
 // issueTokens runs the token request through fosite and records it.
@@ -421,6 +435,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	session := newSession()
 	_, ar, err := p.oauth.IntrospectToken(ctx, token, fosite.AccessToken, session)
+	if unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
 		server.WriteError(w, r, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
@@ -433,6 +450,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.users.Get(ctx, session.Username)
+	if unavailable(w, r, err) {
+		return
+	}
 	if err != nil || u.Status != users.StatusActive {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the account is no longer active"`)
 		server.WriteError(w, r, http.StatusUnauthorized, "invalid_token", "the account is no longer active")
@@ -473,6 +493,9 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	resp, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
 	if err != nil {
+		if unavailable(w, r, err) {
+			return // not "active": false, which would make a resource server refuse a good token
+		}
 		if errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrTokenExpired) || errors.Is(err, fosite.ErrRequestUnauthorized) {
 			server.WriteJSON(w, http.StatusOK, map[string]bool{"active": false})
 			return
@@ -498,6 +521,9 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := p.oauth.NewRevocationRequest(ctx, r)
+	if unavailable(w, r, err) {
+		return
+	}
 	if err == nil {
 		p.record(ctx, r, audit.Event{ClientID: r.PostFormValue("client_id"), Action: "oauth.revoke", Result: audit.ResultSuccess})
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/govsso/sso/db"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -149,6 +151,11 @@ func (p *Pages) failCSRF(w http.ResponseWriter, r *http.Request, lang string) {
 // failInternal answers a failure of a service the pages call.
 func (p *Pages) failInternal(w http.ResponseWriter, r *http.Request, lang, what string, err error) {
 	p.log.Error("ui: "+what, "err", err)
+	if errors.Is(err, db.ErrUnavailable) { // the database is down or full: try again shortly
+		w.Header().Set("Retry-After", "5")
+		p.fail(w, r, http.StatusServiceUnavailable, lang, "error.title", "error.internal")
+		return
+	}
 	p.fail(w, r, http.StatusInternalServerError, lang, "error.title", "error.internal")
 }
 
