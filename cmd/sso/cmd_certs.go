@@ -43,6 +43,18 @@ func bearerClient(provider *oauth.Provider) func(r *http.Request) (string, []str
 	}
 }
 
+// bearerPerson is bearerClient that also says which account the token
+// was issued for ("" for a client_credentials token).
+func bearerPerson(provider *oauth.Provider) func(r *http.Request) (string, string, []string, error) {
+	return func(r *http.Request) (string, string, []string, error) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return "", "", nil, errors.New("no bearer token")
+		}
+		return provider.IntrospectAccessToken(r.Context(), strings.TrimSpace(token))
+	}
+}
+
 func runCertsInit(ctx context.Context, e env, args []string) error {
 	f := newFlags("certs init", e)
 	name := f.String("name", "sso", "name of the certificate authority (organisation and CN prefix)")

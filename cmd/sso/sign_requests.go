@@ -33,6 +33,7 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 		},
 		// As with cookies: only a development server on http:// may call back over http.
 		AllowHTTPLocalhost: strings.HasPrefix(a.cfg.Issuer, "http://"),
+		AuthenticatePerson: bearerPerson(provider),
 	})
 	sr.Register(mux)
 	sp, err := ui.NewSignRequestPages(pages, signRequestPages{sr: sr, clients: a.oauth, users: a.users})
