@@ -33,8 +33,8 @@ const maxLicenceBody = 256 << 10
 // share a segment with the ":action" suffix.
 func (l *Licences) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /certs/api/v1/licences", l.handleIssue)
-	mux.HandleFunc("GET /certs/api/v1/licences/{identifier}/status", l.handleStatus)
-	mux.HandleFunc("POST /certs/api/v1/licences/verify", l.handleVerify)
+	mux.HandleFunc("GET /certs/api/v1/licences/{identifier}/status", l.ca.rateLimited(l.handleStatus))
+	mux.HandleFunc("POST /certs/api/v1/licences/verify", l.ca.rateLimited(l.handleVerify))
 	mux.HandleFunc("POST /certs/api/v1/licences/{op}", l.handleLifecycle)
 }
 

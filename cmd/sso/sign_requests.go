@@ -42,6 +42,8 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 	}
 	sp.Register(mux)
 	go sr.RunWorker(ctx)
+	// Every node keeps the CRL fresh; a database check makes one re-sign it.
+	go ca.RunCRLRefresh(ctx, certs.CRLCheckInterval)
 	return nil
 }
 
