@@ -57,6 +57,9 @@ type LicenceField struct {
 	Name     string `json:"name"`
 	Label    string `json:"label"`
 	Required bool   `json:"required"`
+	// Shareable lets every verifier see the field; the others are shown
+	// only to the holder and to clients the holder consented to.
+	Shareable bool `json:"shareable,omitempty"`
 }
 
 // LicenceType is a registered kind of licence.
@@ -125,6 +128,12 @@ func NewLicences(ca *Service, k *kek.KEK, cfg LicenceConfig) *Licences {
 // CreateLicenceType registers a licence type; its code must start with the
 // defining body's credit code.
 func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*LicenceType, error) {
+	return l.CreateLicenceTypeAs(ctx, "system", t)
+}
+
+// CreateLicenceTypeAs is CreateLicenceType recording actor ("cli",
+// "user:<id>", ...) as who registered the type.
+func (l *Licences) CreateLicenceTypeAs(ctx context.Context, actor string, t LicenceType) (*LicenceType, error) {
 	if err := ValidLicenceTypeCode(t.TypeCode); err != nil {
 		return nil, wrapInvalid("%v", err)
 	}
@@ -133,6 +142,9 @@ func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*Licen
 	}
 	if t.DefiningBodyCreditCode != t.TypeCode[:18] {
 		return nil, wrapInvalid("type code must start with the defining body's credit code %s", t.DefiningBodyCreditCode)
+	}
+	if err := checkLicenceType(t); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, f := range t.Fields {
@@ -146,8 +158,11 @@ func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*Licen
 		if err := l.store.insertType(ctx, &t); err != nil {
 			return err
 		}
-		return l.audit(ctx, "", "licence.type.create", t.TypeCode, map[string]string{"name": t.Name})
+		return l.auditAs(ctx, actor, "licence.type.create", t.TypeCode, map[string]string{"name": t.Name, "fields": fmt.Sprint(len(t.Fields))})
 	})
+	if errors.Is(err, db.ErrConflict) {
+		return nil, fmt.Errorf("%w: licence type %s already exists", ErrLicenceTypeExists, t.TypeCode)
+	}
 	if err != nil {
 		return nil, err
 	}

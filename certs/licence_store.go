@@ -41,6 +41,29 @@ func (s *licenceStore) typeByCode(ctx context.Context, code string) (*LicenceTyp
 	return &t, nil
 }
 
+func (s *licenceStore) listTypes(ctx context.Context) ([]*LicenceType, error) {
+	rows, err := s.db.Query(ctx, `SELECT type_code, name, defining_body_credit_code, fields, created_at
+		FROM licence_types ORDER BY type_code`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*LicenceType
+	for rows.Next() {
+		var t LicenceType
+		var fields string
+		if err := rows.Scan(&t.TypeCode, &t.Name, &t.DefiningBodyCreditCode, &fields, &t.CreatedAt); err != nil {
+			return nil, err
+		}
+		t.CreatedAt = t.CreatedAt.UTC()
+		if err := json.Unmarshal([]byte(fields), &t.Fields); err != nil {
+			return nil, fmt.Errorf("certs: licence type %s fields: %w", t.TypeCode, err)
+		}
+		out = append(out, &t)
+	}
+	return out, rows.Err()
+}
+
 // nextSerial counts the licences of a type, issuer and year; the upsert
 // serialises concurrent issuers on the counter row.
 func (s *licenceStore) nextSerial(ctx context.Context, typeCode, issuer string, year int) (int64, error) {
