@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
 	"github.com/govsso/sso/db"
@@ -202,4 +203,33 @@ func containsAll(have []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// Hostile CSRs end in an ErrInvalid naming the problem, never a panic or
+// an accepted request without a valid SM2 self-signature.
+func FuzzParseCSR(f *testing.F) {
+	key, err := sm2.GenerateKey(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := smx509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "seed"}}, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(pemEncode("CERTIFICATE REQUEST", good))
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Add([]byte{0x30, 0x82, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		csr, err := ParseCSR(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		if _, ok := isSM2Key(csr.PublicKey); !ok || csr.CheckSignature() != nil {
+			t.Fatal("accepted a CSR without an SM2 key and a valid signature")
+		}
+	})
 }
