@@ -107,6 +107,14 @@ type LicenceConfig struct {
 	// Authenticate says which client calls and with which scopes; an error
 	// answers 401. cmd/sso reads a Bearer access token.
 	Authenticate func(r *http.Request) (clientID string, scopes []string, err error)
+	// AuthenticatePerson reads a person's access token: the client, the
+	// account ("" for a client's own token) and the scopes. The holder
+	// endpoints (scope licences:read) need it.
+	AuthenticatePerson func(r *http.Request) (clientID, userID string, scopes []string, err error)
+	// Users reads the holder's account.
+	Users interface {
+		Get(ctx context.Context, id string) (*users.User, error)
+	}
 }
 
 // Licences issues, verifies and manages electronic licences sealed by the
@@ -116,13 +124,14 @@ type Licences struct {
 	store    *licenceStore
 	kek      *kek.KEK
 	indexKey []byte
+	qrKey    []byte
 	cfg      LicenceConfig
 }
 
 // NewLicences builds the licence service on the CA service.
 func NewLicences(ca *Service, k *kek.KEK, cfg LicenceConfig) *Licences {
 	return &Licences{ca: ca, store: &licenceStore{db: ca.store.db}, kek: k,
-		indexKey: k.Derive("sso certs licence holder index"), cfg: cfg}
+		indexKey: k.Derive("sso certs licence holder index"), qrKey: k.Derive("sso certs licence qr"), cfg: cfg}
 }
 
 // CreateLicenceType registers a licence type; its code must start with the

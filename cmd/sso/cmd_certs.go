@@ -36,7 +36,8 @@ func registerCerts(mux *http.ServeMux, a *app, provider *oauth.Provider) error {
 		return err
 	}
 	s.Register(mux)
-	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider)}).Register(mux)
+	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider),
+		AuthenticatePerson: bearerPerson(provider), Users: a.users}).Register(mux)
 	return nil
 }
 
