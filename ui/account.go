@@ -66,6 +66,7 @@ type centreView struct {
 	SecurityURL, PasskeysURL, ActingURL string // "" when the feature is off
 	PasswordURL                         string
 	SignRequestsURL                     string // "" when signature requests are off
+	LicencesURL                         string // "" when electronic licences are off
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -177,6 +178,9 @@ func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreVi
 	}
 	if p.signing {
 		av.SignRequestsURL = signRequestsPath
+	}
+	if p.licences {
+		av.LicencesURL = licencesPath
 	}
 	if p.acting == nil {
 		return nil
