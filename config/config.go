@@ -93,6 +93,10 @@ type Config struct {
 	UserErasureAfter time.Duration
 	// ClientSecretOverlap is how long a rotated client secret keeps working.
 	ClientSecretOverlap time.Duration
+
+	// VerifyRateLimit is how many requests one client address may make to
+	// the public signature and licence verification endpoints per minute.
+	VerifyRateLimit int
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -269,6 +273,8 @@ var Options = []Option{
 		set: durationSetting(func(c *Config) *time.Duration { return &c.UserErasureAfter }, time.Minute)},
 	{Key: "client_secret_overlap", Default: "24h", Usage: "after a client secret is rotated the old one keeps working this long (a rotation request may ask for less)",
 		set: durationSetting(func(c *Config) *time.Duration { return &c.ClientSecretOverlap }, 0)},
+	{Key: "verify_rate_limit", Default: "600", Usage: "most requests one client address may make per minute to the public signature and licence verification and status endpoints",
+		set: intSetting(func(c *Config) *int { return &c.VerifyRateLimit }, 1, 1000000)},
 }
 
 // trustedProxies parses a comma-separated list of CIDRs or single addresses.

@@ -18,15 +18,12 @@ import (
 // certService builds the SM2 certificate authority over the app's database.
 func certService(a *app) (*certs.Service, error) {
 	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log,
-		// Public verification: 600 requests a minute per address (a
-		// counter serving many citizens behind one NAT), then a minute's wait;
-		// the lockout refuses the request that reaches MaxFailures, hence +1.
-		VerifyLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: verifyRateLimit + 1, Window: time.Minute, LockFor: time.Minute})})
+		// Public verification: SSO_VERIFY_RATE_LIMIT requests a minute per
+		// address (a counter serving many citizens behind one NAT), then a
+		// minute's wait; the lockout refuses the request that reaches
+		// MaxFailures, hence +1.
+		VerifyLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: a.cfg.VerifyRateLimit + 1, Window: time.Minute, LockFor: time.Minute})})
 }
-
-// verifyRateLimit is how many public verification requests an address may
-// make per minute.
-const verifyRateLimit = 600
 
 // registerCerts serves the CRL, the verification endpoint and the licence
 // API, whose department clients authenticate with the provider's tokens.

@@ -125,3 +125,28 @@ func TestLicenceTypeCommands(t *testing.T) {
 		})
 	}
 }
+
+// The public verification endpoints count requests per client address
+// across the server (SSO_VERIFY_RATE_LIMIT) and answer 429 with Retry-After.
+func TestServeRateLimitsVerification(t *testing.T) {
+	te := newTestEnv(t, db.SQLite)
+	te["SSO_VERIFY_RATE_LIMIT"] = "2"
+	if r := te.run(t, "", "certs", "init"); r.code != 0 {
+		t.Fatalf("certs init: %s", r.stderr)
+	}
+	base := startServer(t, te)
+	var codes []int
+	var retry string
+	for range 3 {
+		resp, err := http.Post(base+"/certs/api/v1/verify", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		retry = resp.Header.Get("Retry-After")
+	}
+	if fmt.Sprint(codes) != "[400 400 429]" || retry == "" {
+		t.Fatalf("statuses %v, Retry-After %q; want two answers then 429 with Retry-After", codes, retry)
+	}
+}
