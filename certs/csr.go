@@ -116,6 +116,20 @@ func (s *SignRequests) IssueFromCSR(ctx context.Context, userID, clientID string
 	return rec, nil
 }
 
+// IssueFromCSRWithChain is IssueFromCSR that also returns the chain in
+// PEM: the issuing CA, then the root.
+func (s *SignRequests) IssueFromCSRWithChain(ctx context.Context, userID, clientID string, csrBytes []byte, m users.RequestMeta) (*Certificate, string, error) {
+	rec, err := s.IssueFromCSR(ctx, userID, clientID, csrBytes, m)
+	if err != nil {
+		return nil, "", err
+	}
+	ca, err := s.ca.CA(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return rec, string(PEM(ca.Issuer.DER)) + string(PEM(ca.Root.DER)), nil
+}
+
 // CertificateJSON is the answer of POST /certs/api/v1/certificates.
 type CertificateJSON struct {
 	ID             string    `json:"id"`

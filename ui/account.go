@@ -67,6 +67,7 @@ type centreView struct {
 	PasswordURL                         string
 	SignRequestsURL                     string // "" when signature requests are off
 	LicencesURL                         string // "" when electronic licences are off
+	CertificatesURL                     string // "" when certificate requests are off
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -181,6 +182,9 @@ func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreVi
 	}
 	if p.licences {
 		av.LicencesURL = licencesPath
+	}
+	if p.certificates {
+		av.CertificatesURL = certificatesPath
 	}
 	if p.acting == nil {
 		return nil

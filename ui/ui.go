@@ -119,6 +119,8 @@ type Pages struct {
 	signing bool
 	// licences is set by NewLicencePages: the centre links its page.
 	licences bool
+	// certificates is set by NewCertificatePages: the centre links its page.
+	certificates bool
 
 	tmpl     templates
 	cssURL   string

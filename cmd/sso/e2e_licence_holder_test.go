@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -110,6 +111,15 @@ func TestLicenceHolderEndToEnd(t *testing.T) {
 		map[string]string{"csr_pem": string(pemBlock("CERTIFICATE REQUEST", csr))})
 	if code != http.StatusCreated || !strings.Contains(fmt.Sprint(cert["subject"]), "王小明") {
 		t.Fatalf("csr: %d %v", code, cert)
+	}
+	// The same request pasted on the account centre's page.
+	resp, err = b.Get(base + "/account/certificates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = submit(t, b, base, "/account/certificates", body(t, resp), url.Values{"csr_pem": {string(pemBlock("CERTIFICATE REQUEST", csr))}})
+	if page := body(t, resp); resp.StatusCode != http.StatusCreated || strings.Count(page, "BEGIN CERTIFICATE") != 3 {
+		t.Fatalf("csr page: %d %.800s", resp.StatusCode, page)
 	}
 }
 

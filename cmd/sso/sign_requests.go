@@ -41,6 +41,11 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 		return err
 	}
 	sp.Register(mux)
+	cp, err := ui.NewCertificatePages(pages, certificatePages{sr: sr})
+	if err != nil {
+		return err
+	}
+	cp.Register(mux)
 	go sr.RunWorker(ctx)
 	// Every node keeps the CRL fresh; a database check makes one re-sign it.
 	go ca.RunCRLRefresh(ctx, certs.CRLCheckInterval)
@@ -137,4 +142,21 @@ func revokeCertificatesOnDisable(a *app) func(ctx context.Context, userID string
 		_, err = s.RevokeUserCertificates(ctx, userID, certs.ReasonCessationOfOperation)
 		return err
 	}
+}
+
+// certificatePages issues a certificate for a CSR pasted on the account
+// centre's page.
+type certificatePages struct{ sr *certs.SignRequests }
+
+func (p certificatePages) RequestCertificate(ctx context.Context, s *users.Session, csrPEM string, m users.RequestMeta) (string, string, error) {
+	rec, chain, err := p.sr.IssueFromCSRWithChain(ctx, s.UserID, "", []byte(csrPEM), m)
+	switch {
+	case errors.Is(err, certs.ErrInvalid):
+		return "", "", fmt.Errorf("%w: %w", ui.ErrCertificateRequest, err)
+	case errors.Is(err, certs.ErrSignLevel):
+		return "", "", fmt.Errorf("%w: %w", ui.ErrCertificateLevel, err)
+	case err != nil:
+		return "", "", err
+	}
+	return string(certs.PEM(rec.DER)), chain, nil
 }
