@@ -2,6 +2,7 @@ package certs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,28 @@ func TestLicenceHolderAccess(t *testing.T) {
 			if !seen[want] {
 				t.Errorf("no audit record %s in %v", want, seen)
 			}
+		}
+	})
+}
+
+// Hostile QR payloads end in ErrInvalid or a forged/not-found verdict,
+// never a panic, and only a payload this server made can be valid.
+func FuzzVerifyLicenceQR(f *testing.F) {
+	d := dbtest.Open(f, db.SQLite)
+	fx := newLicenceFixture(f, d)
+	f.Add("eyJpIjoiMSIsImUiOjEsIm4iOiJ4In0.AAAA")
+	f.Add(".")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, payload string) {
+		res, err := fx.lics.VerifyLicenceQR(context.Background(), payload)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		if res.Result != VerdictForged && res.Result != VerdictNotFound {
+			t.Fatalf("a payload this server did not make reads %q", res.Result)
 		}
 	})
 }
