@@ -111,6 +111,10 @@ type LicenceConfig struct {
 	// account ("" for a client's own token) and the scopes. The holder
 	// endpoints (scope licences:read) need it.
 	AuthenticatePerson func(r *http.Request) (clientID, userID string, scopes []string, err error)
+	// ResolveSubject maps the sub a client knows a person by to the account
+	// id, for a client that reads with its own token and ?sub=;
+	// db.ErrNotFound when it names nobody.
+	ResolveSubject func(ctx context.Context, clientID, sub string) (string, error)
 	// Users reads the holder's account.
 	Users interface {
 		Get(ctx context.Context, id string) (*users.User, error)

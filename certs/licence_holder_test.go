@@ -73,15 +73,27 @@ func TestLicenceHolderAccess(t *testing.T) {
 		if fields, _ := out["fields"].(map[string]any); code != 200 || fields["note"] != "private remark" {
 			t.Fatalf("consented client reads %d %v", code, out)
 		}
+		// The client's own token names the holder with ?sub= (here the
+		// client knows people by "s-" and their id).
+		f.lics.cfg.ResolveSubject = func(_ context.Context, clientID, sub string) (string, error) {
+			if id, ok := strings.CutPrefix(sub, "s-"); ok {
+				return id, nil
+			}
+			return "", db.ErrNotFound
+		}
 		for _, r := range []struct {
-			name, token string
-			status      int
+			name, path, token string
+			status            int
 		}{
-			{"another client", "app2:holder:licences:read", 403},
-			{"another person", "app:other:licences:read", 404},
-			{"level 1 with the same number", "app:claims:licences:read", 404},
+			{"another client", one, "app2:holder:licences:read", 403},
+			{"another person", one, "app:other:licences:read", 404},
+			{"level 1 with the same number", one, "app:claims:licences:read", 404},
+			{"client token naming the holder", one + "?sub=s-holder", "app::licences:read", 200},
+			{"client token naming nobody", one + "?sub=nobody", "app::licences:read", 404},
+			{"another client's token naming the holder", one + "?sub=s-holder", "app2::licences:read", 403},
+			{"a person's token cannot name another", one + "?sub=s-holder", "app:other:licences:read", 404},
 		} {
-			if code, out := call(t, mux, "GET", one, r.token, nil); code != r.status {
+			if code, out := call(t, mux, "GET", r.path, r.token, nil); code != r.status {
 				t.Errorf("%s: %d %v, want %d", r.name, code, out, r.status)
 			}
 		}

@@ -34,7 +34,7 @@ func registerCerts(mux *http.ServeMux, a *app, provider *oauth.Provider) error {
 	}
 	s.Register(mux)
 	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider),
-		AuthenticatePerson: bearerPerson(provider), Users: a.users}).Register(mux)
+		AuthenticatePerson: bearerPerson(provider), ResolveSubject: provider.UserForSubject, Users: a.users}).Register(mux)
 	return nil
 }
 
