@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search bench-ui run test-browser soak
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search bench-ui run test-browser soak fuzz
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -63,3 +63,16 @@ soak: build
 # The sign-in page: server-side render time (p50, p99 over 1,000) and weight (HTML + CSS + JS).
 bench-ui:
 	$(GO) test -run '^$$' -bench SignInPage -benchtime 1000x ./ui/
+
+# Every fuzz test in the repository (func FuzzX in a _test.go file), one
+# after another for FUZZTIME each; a crasher is written under the
+# package's testdata/fuzz and fails the run.
+FUZZTIME ?= 1m
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		dir=$$(dirname $$f); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$dir $$name ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done

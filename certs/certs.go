@@ -100,6 +100,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// VerifyLimiter bounds the public verification and status endpoints
+	// per client address; nil leaves them unlimited.
+	VerifyLimiter RateCounter
 }
 
 // Service is the certificate authority and the signing and verification service.

@@ -126,3 +126,57 @@ func (s *Service) publishCRL(ctx context.Context, caRec *Certificate, caKey *sm2
 	}
 	return s.store.saveCRL(ctx, caRec.ID, number+1, der, now)
 }
+
+// The CRL schedule: every node checks each CRLCheckInterval and re-signs a
+// CRL older than CRLRefreshAge, so nextUpdate (CRLValidity) always lies
+// days ahead even when nothing is revoked.
+const (
+	CRLRefreshAge    = 24 * time.Hour
+	CRLCheckInterval = time.Hour
+)
+
+// RefreshCRLIfDue re-signs the CRL when none is published or the current
+// one was signed maxAge or longer ago, and says whether it did. The age is
+// read under the CRL row's lock in the transaction that publishes, so when
+// several nodes run the schedule the first re-signs and the others find a
+// fresh CRL and do nothing.
+func (s *Service) RefreshCRLIfDue(ctx context.Context, maxAge time.Duration) (bool, error) {
+	refreshed := false
+	err := s.store.db.InTx(ctx, func(ctx context.Context) error {
+		caRec, _, caKey, err := s.issuingCA(ctx)
+		if err != nil {
+			return err
+		}
+		_, thisUpdate, err := s.store.crlForUpdate(ctx, caRec.ID)
+		switch {
+		case errors.Is(err, db.ErrNotFound):
+		case err != nil:
+			return err
+		case s.now().Sub(thisUpdate) < maxAge:
+			return nil
+		}
+		if err := s.publishCRL(ctx, caRec, caKey); err != nil {
+			return err
+		}
+		refreshed = true
+		return s.record(ctx, "certs.crl_refresh", caRec.ID, map[string]string{"reason": "schedule"})
+	})
+	return refreshed, err
+}
+
+// RunCRLRefresh keeps the CRL fresh (RefreshCRLIfDue with CRLRefreshAge)
+// every interval until ctx ends; without a CA it waits for one.
+func (s *Service) RunCRLRefresh(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if _, err := s.RefreshCRLIfDue(ctx, CRLRefreshAge); err != nil && !errors.Is(err, ErrNoCA) && ctx.Err() == nil {
+			s.cfg.Logger.ErrorContext(ctx, "certs: scheduled CRL refresh", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

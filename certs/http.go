@@ -26,8 +26,8 @@ const MaxVerifyBody = 8 << 20
 // certificate status.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /certs/crl", s.handleCRL)
-	mux.HandleFunc("POST /certs/api/v1/verify", s.handleVerify)
-	mux.HandleFunc("GET /certs/api/v1/certificates/{serial}/status", s.handleStatus)
+	mux.HandleFunc("POST /certs/api/v1/verify", s.rateLimited(s.handleVerify))
+	mux.HandleFunc("GET /certs/api/v1/certificates/{serial}/status", s.rateLimited(s.handleStatus))
 }
 
 func (s *Service) handleCRL(w http.ResponseWriter, r *http.Request) {

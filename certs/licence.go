@@ -57,6 +57,9 @@ type LicenceField struct {
 	Name     string `json:"name"`
 	Label    string `json:"label"`
 	Required bool   `json:"required"`
+	// Shareable lets every verifier see the field; the others are shown
+	// only to the holder and to clients the holder consented to.
+	Shareable bool `json:"shareable,omitempty"`
 }
 
 // LicenceType is a registered kind of licence.
@@ -104,6 +107,18 @@ type LicenceConfig struct {
 	// Authenticate says which client calls and with which scopes; an error
 	// answers 401. cmd/sso reads a Bearer access token.
 	Authenticate func(r *http.Request) (clientID string, scopes []string, err error)
+	// AuthenticatePerson reads a person's access token: the client, the
+	// account ("" for a client's own token) and the scopes. The holder
+	// endpoints (scope licences:read) need it.
+	AuthenticatePerson func(r *http.Request) (clientID, userID string, scopes []string, err error)
+	// ResolveSubject maps the sub a client knows a person by to the account
+	// id, for a client that reads with its own token and ?sub=;
+	// db.ErrNotFound when it names nobody.
+	ResolveSubject func(ctx context.Context, clientID, sub string) (string, error)
+	// Users reads the holder's account.
+	Users interface {
+		Get(ctx context.Context, id string) (*users.User, error)
+	}
 }
 
 // Licences issues, verifies and manages electronic licences sealed by the
@@ -113,18 +128,25 @@ type Licences struct {
 	store    *licenceStore
 	kek      *kek.KEK
 	indexKey []byte
+	qrKey    []byte
 	cfg      LicenceConfig
 }
 
 // NewLicences builds the licence service on the CA service.
 func NewLicences(ca *Service, k *kek.KEK, cfg LicenceConfig) *Licences {
 	return &Licences{ca: ca, store: &licenceStore{db: ca.store.db}, kek: k,
-		indexKey: k.Derive("sso certs licence holder index"), cfg: cfg}
+		indexKey: k.Derive("sso certs licence holder index"), qrKey: k.Derive("sso certs licence qr"), cfg: cfg}
 }
 
 // CreateLicenceType registers a licence type; its code must start with the
 // defining body's credit code.
 func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*LicenceType, error) {
+	return l.CreateLicenceTypeAs(ctx, "system", t)
+}
+
+// CreateLicenceTypeAs is CreateLicenceType recording actor ("cli",
+// "user:<id>", ...) as who registered the type.
+func (l *Licences) CreateLicenceTypeAs(ctx context.Context, actor string, t LicenceType) (*LicenceType, error) {
 	if err := ValidLicenceTypeCode(t.TypeCode); err != nil {
 		return nil, wrapInvalid("%v", err)
 	}
@@ -133,6 +155,9 @@ func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*Licen
 	}
 	if t.DefiningBodyCreditCode != t.TypeCode[:18] {
 		return nil, wrapInvalid("type code must start with the defining body's credit code %s", t.DefiningBodyCreditCode)
+	}
+	if err := checkLicenceType(t); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, f := range t.Fields {
@@ -146,8 +171,11 @@ func (l *Licences) CreateLicenceType(ctx context.Context, t LicenceType) (*Licen
 		if err := l.store.insertType(ctx, &t); err != nil {
 			return err
 		}
-		return l.audit(ctx, "", "licence.type.create", t.TypeCode, map[string]string{"name": t.Name})
+		return l.auditAs(ctx, actor, "licence.type.create", t.TypeCode, map[string]string{"name": t.Name, "fields": fmt.Sprint(len(t.Fields))})
 	})
+	if errors.Is(err, db.ErrConflict) {
+		return nil, fmt.Errorf("%w: licence type %s already exists", ErrLicenceTypeExists, t.TypeCode)
+	}
 	if err != nil {
 		return nil, err
 	}

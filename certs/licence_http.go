@@ -28,14 +28,19 @@ const maxLicenceBody = 256 << 10
 //	POST /certs/api/v1/licences/{identifier}:suspend    {reason}
 //	POST /certs/api/v1/licences/{identifier}:revoke     {status_code: 03|04|07, reason}
 //	POST /certs/api/v1/licences/{identifier}:renew      RenewRequest
+//	GET  /certs/api/v1/licences                         the holder's consented licences (person token, licences:read)
+//	GET  /certs/api/v1/licences/{identifier}            one of them
+//	POST /certs/api/v1/licences/{identifier}:qr         a short-lived QR payload for the holder's app
 //
 // The lifecycle paths take one segment since net/http wildcards cannot
 // share a segment with the ":action" suffix.
 func (l *Licences) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /certs/api/v1/licences", l.handleIssue)
-	mux.HandleFunc("GET /certs/api/v1/licences/{identifier}/status", l.handleStatus)
-	mux.HandleFunc("POST /certs/api/v1/licences/verify", l.handleVerify)
+	mux.HandleFunc("GET /certs/api/v1/licences/{identifier}/status", l.ca.rateLimited(l.handleStatus))
+	mux.HandleFunc("POST /certs/api/v1/licences/verify", l.ca.rateLimited(l.handleVerify))
 	mux.HandleFunc("POST /certs/api/v1/licences/{op}", l.handleLifecycle)
+	mux.HandleFunc("GET /certs/api/v1/licences", l.handleHolderList)
+	mux.HandleFunc("GET /certs/api/v1/licences/{identifier}", l.handleHolderGet)
 }
 
 func (l *Licences) handleIssue(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +74,8 @@ func (l *Licences) handleStatus(w http.ResponseWriter, r *http.Request) {
 type licenceVerifyJSON struct {
 	SignedData []byte `json:"signed_data"` // base64 of the canonical JSON
 	Signature  []byte `json:"signature"`   // base64 of the raw SM2 DER
+	// QRPayload is what a holder's QR code carries, instead of the above.
+	QRPayload string `json:"qr_payload"`
 }
 
 func (l *Licences) handleVerify(w http.ResponseWriter, r *http.Request) {
@@ -76,8 +83,21 @@ func (l *Licences) handleVerify(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
+	if in.QRPayload != "" {
+		if len(in.SignedData) > 0 || len(in.Signature) > 0 {
+			writeProblem(w, http.StatusBadRequest, "send either qr_payload or signed_data and signature, not both")
+			return
+		}
+		res, err := l.VerifyLicenceQR(r.Context(), in.QRPayload)
+		if err != nil {
+			l.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
 	if len(in.SignedData) == 0 || len(in.Signature) == 0 {
-		writeProblem(w, http.StatusBadRequest, "signed_data and signature (base64) are required")
+		writeProblem(w, http.StatusBadRequest, "signed_data and signature (base64), or qr_payload, are required")
 		return
 	}
 	res, err := l.VerifyLicence(r.Context(), in.SignedData, in.Signature)
@@ -97,8 +117,12 @@ type lifecycleJSON struct {
 
 func (l *Licences) handleLifecycle(w http.ResponseWriter, r *http.Request) {
 	identifier, action, found := strings.Cut(r.PathValue("op"), ":")
+	if found && action == "qr" {
+		l.handleHolderQR(w, r, identifier)
+		return
+	}
 	if !found || (action != "suspend" && action != "revoke" && action != "renew") {
-		writeProblem(w, http.StatusNotFound, "expected {identifier}:suspend, :revoke or :renew")
+		writeProblem(w, http.StatusNotFound, "expected {identifier}:suspend, :revoke, :renew or :qr")
 		return
 	}
 	clientID, ok := l.authorize(w, r)

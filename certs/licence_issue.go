@@ -416,6 +416,8 @@ type LicenceVerification struct {
 	// Issuer names who the data claims issued it.
 	Issuer           string `json:"issuer,omitempty"`
 	IssuerCreditCode string `json:"issuer_credit_code,omitempty"`
+	// Shown is what a QR payload reveals: the shareable fields only.
+	Shown *ShownLicence `json:"shown,omitempty"`
 }
 
 // VerifyLicence checks signed licence data (the canonical JSON and the raw

@@ -41,6 +41,29 @@ func (s *licenceStore) typeByCode(ctx context.Context, code string) (*LicenceTyp
 	return &t, nil
 }
 
+func (s *licenceStore) listTypes(ctx context.Context) ([]*LicenceType, error) {
+	rows, err := s.db.Query(ctx, `SELECT type_code, name, defining_body_credit_code, fields, created_at
+		FROM licence_types ORDER BY type_code`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*LicenceType
+	for rows.Next() {
+		var t LicenceType
+		var fields string
+		if err := rows.Scan(&t.TypeCode, &t.Name, &t.DefiningBodyCreditCode, &fields, &t.CreatedAt); err != nil {
+			return nil, err
+		}
+		t.CreatedAt = t.CreatedAt.UTC()
+		if err := json.Unmarshal([]byte(fields), &t.Fields); err != nil {
+			return nil, fmt.Errorf("certs: licence type %s fields: %w", t.TypeCode, err)
+		}
+		out = append(out, &t)
+	}
+	return out, rows.Err()
+}
+
 // nextSerial counts the licences of a type, issuer and year; the upsert
 // serialises concurrent issuers on the counter row.
 func (s *licenceStore) nextSerial(ctx context.Context, typeCode, issuer string, year int) (int64, error) {
@@ -125,4 +148,62 @@ func (s *licenceStore) scanLicence(row rowScanner) (*Licence, error) {
 		return nil, fmt.Errorf("certs: licence %s fields: %w", l.Identifier, err)
 	}
 	return &l, nil
+}
+
+// byHolder lists the current versions of the licences of a holder index.
+func (s *licenceStore) byHolder(ctx context.Context, index string) ([]*Licence, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+licenceColumns+` FROM licences
+		WHERE holder_id_index = ? AND superseded_by = '' ORDER BY created_at DESC, identifier`, index)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Licence{}
+	for rows.Next() {
+		lic, err := s.scanLicence(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lic)
+	}
+	return out, rows.Err()
+}
+
+func (s *licenceStore) heldBy(ctx context.Context, identifier, index string) (bool, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM licences WHERE identifier = ? AND holder_id_index = ?`, identifier, index).Scan(&n)
+	return n == 1, err
+}
+
+func (s *licenceStore) grantConsent(ctx context.Context, userID, clientID, typeCode string, at time.Time) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO licence_consents (user_id, client_id, type_code, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id, type_code) DO NOTHING`, userID, clientID, typeCode, at.UTC())
+	if err != nil {
+		return fmt.Errorf("certs: grant licence consent: %w", err)
+	}
+	return nil
+}
+
+// revokeConsent deletes a consent; db.ErrNotFound when there is none.
+func (s *licenceStore) revokeConsent(ctx context.Context, userID, clientID, typeCode string) error {
+	return s.db.ExecOne(ctx, `DELETE FROM licence_consents WHERE user_id = ? AND client_id = ? AND type_code = ?`, userID, clientID, typeCode)
+}
+
+func (s *licenceStore) consentsOf(ctx context.Context, userID string) ([]LicenceConsent, error) {
+	rows, err := s.db.Query(ctx, `SELECT client_id, type_code, created_at FROM licence_consents
+		WHERE user_id = ? ORDER BY created_at, client_id, type_code`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []LicenceConsent{}
+	for rows.Next() {
+		var c LicenceConsent
+		if err := rows.Scan(&c.ClientID, &c.TypeCode, &c.CreatedAt); err != nil {
+			return nil, err
+		}
+		c.CreatedAt = c.CreatedAt.UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

@@ -63,7 +63,7 @@ type licenceFixture struct {
 	issuer string
 }
 
-func newLicenceFixture(t *testing.T, d *db.DB) *licenceFixture {
+func newLicenceFixture(t testing.TB, d *db.DB) *licenceFixture {
 	t.Helper()
 	svc, clock := newTestService(t, d)
 	initCA(t, svc)

@@ -1,7 +1,10 @@
 package certs
 
 import (
+	"bytes"
 	"context"
+	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
@@ -233,4 +238,170 @@ func TestSchemaAllowsOneCA(t *testing.T) {
 			t.Fatalf("second CA stored: err = %v, want ErrCAExists", err)
 		}
 	})
+}
+
+// The detached CMS the server hands out is checked with OpenSSL 3 as far
+// as OpenSSL 3.0 can go with GB/T 35275: its cms -verify refuses the
+// SignedData content type 1.2.156.10197.6.1.4.2.2 outright (the test pins
+// that, so a later OpenSSL that accepts it makes the test say so), while
+// the pieces that decide validity verify with OpenSSL on their own: the
+// signer's SM2 signature over the DER SET of signed attributes (pkeyutl,
+// distid 1234567812345678), the messageDigest attribute against
+// `openssl dgst -sm3` of the document, and the signer's chain.
+func TestCMSSignerVerifiesWithOpenSSL(t *testing.T) {
+	needOpenSSL(t)
+	d := dbtest.Open(t, db.SQLite)
+	s, _ := newTestService(t, d)
+	ca := initCA(t, s)
+	leaf := issueUser(t, s, nil)
+	doc := []byte("document signed as CMS " + randomHex(t))
+	cms, err := s.SignCMS(context.Background(), leaf.ID, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "doc", doc)
+	writeFile(t, dir, "sig.der", cms)
+	writeFile(t, dir, "chain.pem", append(PEM(ca.Root.DER), PEM(ca.Issuer.DER)...))
+	writeFile(t, dir, "ca.pem", PEM(ca.Issuer.DER))
+	writeFile(t, dir, "leaf.pem", PEM(leaf.DER))
+
+	out, err := openssl(t, dir, "cms", "-verify", "-binary", "-inform", "DER", "-in", "sig.der",
+		"-content", "doc", "-CAfile", "chain.pem", "-out", os.DevNull)
+	if err == nil {
+		t.Fatalf("openssl cms -verify now accepts GB/T 35275 SignedData; make it the check and update the README:\n%s", out)
+	}
+	if !strings.Contains(out, "content type not signed data") {
+		t.Fatalf("openssl cms -verify failed for another reason than the GB/T 35275 content type:\n%s", out)
+	}
+
+	parts := cmsSignerParts(t, cms)
+	if !bytes.Equal(parts.signatureAlgorithm, oidSM2Sign) && !bytes.Equal(parts.signatureAlgorithm, oidSM2WithSM3) {
+		t.Fatalf("signature algorithm OID %x is neither SM2 nor SM3withSM2", parts.signatureAlgorithm)
+	}
+	writeFile(t, dir, "attrs.der", parts.signedAttrs)
+	writeFile(t, dir, "tampered-attrs.der", tamper(parts.signedAttrs))
+	writeFile(t, dir, "signer.sig", parts.signature)
+	if out, err := openssl(t, dir, "x509", "-in", "leaf.pem", "-noout", "-pubkey", "-out", "pub.pem"); err != nil {
+		t.Fatalf("openssl x509 -pubkey: %v\n%s", err, out)
+	}
+	verify := func(in string) (string, error) {
+		return openssl(t, dir, "pkeyutl", "-verify", "-in", in, "-pubin", "-inkey", "pub.pem", "-rawin",
+			"-digest", "sm3", "-pkeyopt", distid, "-sigfile", "signer.sig")
+	}
+	if out, err := verify("attrs.der"); err != nil || !strings.Contains(out, "Signature Verified Successfully") {
+		t.Fatalf("openssl pkeyutl over the signed attributes: %v\n%s", err, out)
+	}
+	if out, err := verify("tampered-attrs.der"); err == nil {
+		t.Fatalf("openssl accepted the signer signature over altered signed attributes:\n%s", out)
+	}
+
+	out, err = openssl(t, dir, "dgst", "-sm3", "-hex", "doc")
+	if err != nil {
+		t.Fatalf("openssl dgst -sm3: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:]); got != hex.EncodeToString(parts.messageDigest) {
+		t.Fatalf("messageDigest attribute %x, openssl dgst -sm3 of the document %s", parts.messageDigest, got)
+	}
+	if !bytes.Equal(parts.contentType, oidSMData) {
+		t.Fatalf("contentType attribute %x, want GB/T 35275 data", parts.contentType)
+	}
+	if !bytes.Equal(parts.signerCert, leaf.DER) {
+		t.Fatal("the CMS does not carry the signer's certificate")
+	}
+	if out, err := openssl(t, dir, "verify", "-partial_chain", "-CAfile", "ca.pem", "-vfyopt", distid, "leaf.pem"); err != nil || !strings.Contains(out, "leaf.pem: OK") {
+		t.Fatalf("openssl verify of the CMS signer: %v\n%s", err, out)
+	}
+}
+
+// DER content octets of the OIDs the CMS test expects.
+var (
+	oidSMData     = []byte{0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x06, 0x01, 0x04, 0x02, 0x01} // 1.2.156.10197.6.1.4.2.1
+	oidSM2Sign    = []byte{0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x01}       // 1.2.156.10197.1.301.1 (SM2-1, GB/T 35275)
+	oidSM2WithSM3 = []byte{0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x83, 0x75}             // 1.2.156.10197.1.501
+)
+
+type cmsParts struct {
+	signedAttrs        []byte // re-tagged as the DER SET that was signed
+	signature          []byte
+	signatureAlgorithm []byte
+	messageDigest      []byte
+	contentType        []byte
+	signerCert         []byte
+}
+
+// cmsSignerParts walks ContentInfo → SignedData → the only SignerInfo with
+// cryptobyte, independently of the pkcs7 package that wrote it.
+func cmsSignerParts(t *testing.T, der []byte) cmsParts {
+	t.Helper()
+	var p cmsParts
+	in := cryptobyte.String(der)
+	var ci, sd, certs, infos, si cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.ReadASN1ObjectIdentifier(&oid) ||
+		!ci.ReadASN1(&sd, cbasn1.Tag(0).Constructed().ContextSpecific()) || !sd.ReadASN1(&sd, cbasn1.SEQUENCE) {
+		t.Fatal("CMS: no ContentInfo with SignedData")
+	}
+	if oid.String() != "1.2.156.10197.6.1.4.2.2" {
+		t.Fatalf("CMS content type %s, want GB/T 35275 signedData", oid)
+	}
+	var version int
+	if !sd.ReadASN1Integer(&version) || !sd.SkipASN1(cbasn1.SET) || !sd.SkipASN1(cbasn1.SEQUENCE) ||
+		!sd.ReadASN1(&certs, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		t.Fatal("CMS: SignedData has no certificates")
+	}
+	sd.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific())
+	if !sd.ReadASN1(&infos, cbasn1.SET) || !infos.ReadASN1(&si, cbasn1.SEQUENCE) || !infos.Empty() {
+		t.Fatal("CMS: want exactly one SignerInfo")
+	}
+	var sid, attrs, sigAlg cryptobyte.String
+	var attrsTLV []byte
+	if !si.ReadASN1Integer(&version) || !si.ReadASN1(&sid, cbasn1.SEQUENCE) || !si.SkipASN1(cbasn1.SEQUENCE) ||
+		!si.ReadASN1Element((*cryptobyte.String)(&attrsTLV), cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!si.ReadASN1(&sigAlg, cbasn1.SEQUENCE) || !sigAlg.ReadASN1Bytes(&p.signatureAlgorithm, cbasn1.OBJECT_IDENTIFIER) ||
+		!si.ReadASN1Bytes(&p.signature, cbasn1.OCTET_STRING) {
+		t.Fatal("CMS: SignerInfo lacks signed attributes or signature")
+	}
+	// RFC 5652 §5.4: the signature is over the attributes encoded as an
+	// explicit SET OF, not with the [0] IMPLICIT tag they travel under.
+	p.signedAttrs = append([]byte{0x31}, attrsTLV[1:]...)
+	attrs = cryptobyte.String(attrsTLV)
+	attrs.ReadASN1(&attrs, cbasn1.Tag(0).Constructed().ContextSpecific())
+	for !attrs.Empty() {
+		var attr, values cryptobyte.String
+		var aoid asn1.ObjectIdentifier
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&aoid) || !attr.ReadASN1(&values, cbasn1.SET) {
+			t.Fatal("CMS: malformed signed attribute")
+		}
+		switch aoid.String() {
+		case "1.2.840.113549.1.9.4":
+			values.ReadASN1Bytes(&p.messageDigest, cbasn1.OCTET_STRING)
+		case "1.2.840.113549.1.9.3":
+			values.ReadASN1Bytes(&p.contentType, cbasn1.OBJECT_IDENTIFIER)
+		}
+	}
+	// The signer is identified by issuer and serial; find its certificate.
+	var issuer cryptobyte.String
+	var serial []byte
+	if !sid.ReadASN1Element(&issuer, cbasn1.SEQUENCE) || !sid.ReadASN1Bytes(&serial, cbasn1.INTEGER) {
+		t.Fatal("CMS: signer identifier is not issuerAndSerialNumber")
+	}
+	for !certs.Empty() {
+		var c cryptobyte.String
+		if !certs.ReadASN1Element(&c, cbasn1.SEQUENCE) {
+			t.Fatal("CMS: malformed certificate")
+		}
+		if pc, err := smx509.ParseCertificate(c); err == nil && bytes.Equal(pc.RawIssuer, issuer) &&
+			bytes.Equal(pc.SerialNumber.Bytes(), bytes.TrimLeft(serial, "\x00")) {
+			p.signerCert = c
+		}
+	}
+	return p
+}
+
+// tamper flips one bit in the last byte of a copy.
+func tamper(b []byte) []byte {
+	c := bytes.Clone(b)
+	c[len(c)-1] ^= 1
+	return c
 }

@@ -131,6 +131,10 @@ type SignRequestConfig struct {
 	// HTTPClient sends callbacks; nil means one with a 5 s timeout that
 	// follows no redirects.
 	HTTPClient *http.Client
+	// AuthenticatePerson reads a person's access token: the client it was
+	// issued to, the account ("" for a client's own token) and the scopes.
+	// POST /certs/api/v1/certificates needs it.
+	AuthenticatePerson func(r *http.Request) (clientID, userID string, scopes []string, err error)
 }
 
 // SignRequests keeps signature requests and signs them with the person's consent.

@@ -24,9 +24,11 @@ const UserSignPath = "/account/sign-requests/"
 //
 //	POST /certs/api/v1/sign-requests        create
 //	GET  /certs/api/v1/sign-requests/{id}   status and, once signed, the signature
+//	POST /certs/api/v1/certificates         a person's CSR (scope certs:request)
 func (s *SignRequests) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /certs/api/v1/sign-requests", s.handleCreate)
 	mux.HandleFunc("GET /certs/api/v1/sign-requests/{id}", s.handleGet)
+	mux.HandleFunc("POST /certs/api/v1/certificates", s.handleCSR)
 }
 
 // SignRequestJSON is a request as its client sees it.

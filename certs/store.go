@@ -93,6 +93,12 @@ func (s *store) crlNumberForUpdate(ctx context.Context, issuerID string) (int64,
 	return n, err
 }
 
+// crlForUpdate locks the issuer's CRL row and says when it was signed.
+func (s *store) crlForUpdate(ctx context.Context, issuerID string) (number int64, thisUpdate time.Time, err error) {
+	err = s.db.Err(s.db.QueryRow(ctx, `SELECT number, this_update FROM certificate_crls WHERE issuer_id = ?`+s.db.ForUpdate(), issuerID).Scan(&number, &thisUpdate))
+	return number, thisUpdate.UTC(), err
+}
+
 func (s *store) saveCRL(ctx context.Context, issuerID string, number int64, der []byte, thisUpdate time.Time) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO certificate_crls (issuer_id, number, der, this_update) VALUES (?, ?, ?, ?)
 		ON CONFLICT (issuer_id) DO UPDATE SET number = excluded.number, der = excluded.der, this_update = excluded.this_update`,

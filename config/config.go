@@ -100,6 +100,10 @@ type Config struct {
 	// itself; the files are read again when they change.
 	TLSCertFile string
 	TLSKeyFile  string
+
+	// VerifyRateLimit is how many requests one client address may make to
+	// the public signature and licence verification endpoints per minute.
+	VerifyRateLimit int
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -280,6 +284,8 @@ var Options = []Option{
 		set: func(c *Config, v string) error { c.TLSCertFile = strings.TrimSpace(v); return nil }},
 	{Key: "tls_key_file", Default: "", Usage: "PEM private key of tls_cert_file",
 		set: func(c *Config, v string) error { c.TLSKeyFile = strings.TrimSpace(v); return nil }},
+	{Key: "verify_rate_limit", Default: "600", Usage: "most requests one client address may make per minute to the public signature and licence verification and status endpoints",
+		set: intSetting(func(c *Config) *int { return &c.VerifyRateLimit }, 1, 1000000)},
 }
 
 // trustedProxies parses a comma-separated list of CIDRs or single addresses.

@@ -66,6 +66,8 @@ type centreView struct {
 	SecurityURL, PasskeysURL, ActingURL string // "" when the feature is off
 	PasswordURL                         string
 	SignRequestsURL                     string // "" when signature requests are off
+	LicencesURL                         string // "" when electronic licences are off
+	CertificatesURL                     string // "" when certificate requests are off
 	Sessions                            []sessionRow
 	Apps                                []appRow
 	Activity                            []activityRow
@@ -177,6 +179,12 @@ func (p *Pages) accountLinks(ctx context.Context, s *users.Session, av *centreVi
 	}
 	if p.signing {
 		av.SignRequestsURL = signRequestsPath
+	}
+	if p.licences {
+		av.LicencesURL = licencesPath
+	}
+	if p.certificates {
+		av.CertificatesURL = certificatesPath
 	}
 	if p.acting == nil {
 		return nil

@@ -117,6 +117,10 @@ type Pages struct {
 	passwords PasswordChanger
 	// signing is set by NewSignRequestPages: the centre links its page.
 	signing bool
+	// licences is set by NewLicencePages: the centre links its page.
+	licences bool
+	// certificates is set by NewCertificatePages: the centre links its page.
+	certificates bool
 
 	tmpl     templates
 	cssURL   string

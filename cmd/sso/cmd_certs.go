@@ -8,14 +8,21 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/govsso/sso/certs"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/users"
 )
 
 // certService builds the SM2 certificate authority over the app's database.
 func certService(a *app) (*certs.Service, error) {
-	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log})
+	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log,
+		// Public verification: SSO_VERIFY_RATE_LIMIT requests a minute per
+		// address (a counter serving many citizens behind one NAT), then a
+		// minute's wait; the lockout refuses the request that reaches
+		// MaxFailures, hence +1.
+		VerifyLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: a.cfg.VerifyRateLimit + 1, Window: time.Minute, LockFor: time.Minute})})
 }
 
 // registerCerts serves the CRL, the verification endpoint and the licence
@@ -26,7 +33,8 @@ func registerCerts(mux *http.ServeMux, a *app, provider *oauth.Provider) error {
 		return err
 	}
 	s.Register(mux)
-	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider)}).Register(mux)
+	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider),
+		AuthenticatePerson: bearerPerson(provider), ResolveSubject: provider.UserForSubject, Users: a.users}).Register(mux)
 	return nil
 }
 
@@ -40,6 +48,18 @@ func bearerClient(provider *oauth.Provider) func(r *http.Request) (string, []str
 		}
 		clientID, _, scopes, err := provider.IntrospectAccessToken(r.Context(), strings.TrimSpace(token))
 		return clientID, scopes, err
+	}
+}
+
+// bearerPerson is bearerClient that also says which account the token
+// was issued for ("" for a client_credentials token).
+func bearerPerson(provider *oauth.Provider) func(r *http.Request) (string, string, []string, error) {
+	return func(r *http.Request) (string, string, []string, error) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return "", "", nil, errors.New("no bearer token")
+		}
+		return provider.IntrospectAccessToken(r.Context(), strings.TrimSpace(token))
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -75,4 +76,77 @@ func TestServeAnswersCertsEndpoints(t *testing.T) {
 			t.Fatalf("POST verify with bad base64: %d %s", resp.StatusCode, body)
 		}
 	})
+}
+
+func TestLicenceTypeCommands(t *testing.T) {
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) {
+			te := newTestEnv(t, dialect)
+			code := e2eCreditCode(t) + "011"
+			created := te.run(t, "", "certs", "licence-type", "create", "--code", code, "--name", "营业执照",
+				"--field", "scope:经营范围:required,shareable", "--field", "capital:注册资本", "--json")
+			if created.code != 0 {
+				t.Fatalf("licence-type create: exit %d %s", created.code, created.stderr)
+			}
+			var got []certs.LicenceType
+			if err := json.Unmarshal([]byte(created.stdout), &got); err != nil || len(got) != 1 {
+				t.Fatalf("create output %q: %v", created.stdout, err)
+			}
+			want := []certs.LicenceField{{Name: "scope", Label: "经营范围", Required: true, Shareable: true}, {Name: "capital", Label: "注册资本"}}
+			if got[0].TypeCode != code || got[0].DefiningBodyCreditCode != code[:18] || fmt.Sprint(got[0].Fields) != fmt.Sprint(want) {
+				t.Fatalf("created %+v", got[0])
+			}
+			wrong := "0"
+			if code[17] == '0' {
+				wrong = "1"
+			}
+			refusals := []struct {
+				name string
+				args []string
+				code int
+				msg  string
+			}{
+				{"again", []string{"--code", code, "--name", "x"}, 1, "already exists"},
+				{"bad check", []string{"--code", code[:17] + wrong + "012", "--name", "x"}, 1, "check"},
+				{"no name", []string{"--code", code}, 2, "--name"},
+				{"unknown flag", []string{"--code", code[:18] + "013", "--name", "x", "--field", "a:b:secret"}, 2, "unknown flag"},
+				{"control char", []string{"--code", code[:18] + "014", "--name", "x\x07"}, 1, "control characters"},
+			}
+			for _, r := range refusals {
+				res := te.run(t, "", append([]string{"certs", "licence-type", "create"}, r.args...)...)
+				if res.code != r.code || !strings.Contains(res.stderr, r.msg) {
+					t.Errorf("%s: exit %d %q, want %d naming %q", r.name, res.code, res.stderr, r.code, r.msg)
+				}
+			}
+			list := te.run(t, "", "certs", "licence-type", "list")
+			if list.code != 0 || strings.Count(list.stdout, code[:18]) != 2 || !strings.Contains(list.stdout, "scope(required,shareable)") {
+				t.Fatalf("licence-type list: exit %d %q", list.code, list.stdout)
+			}
+		})
+	}
+}
+
+// The public verification endpoints count requests per client address
+// across the server (SSO_VERIFY_RATE_LIMIT) and answer 429 with Retry-After.
+func TestServeRateLimitsVerification(t *testing.T) {
+	te := newTestEnv(t, db.SQLite)
+	te["SSO_VERIFY_RATE_LIMIT"] = "2"
+	if r := te.run(t, "", "certs", "init"); r.code != 0 {
+		t.Fatalf("certs init: %s", r.stderr)
+	}
+	base := startServer(t, te)
+	var codes []int
+	var retry string
+	for range 3 {
+		resp, err := http.Post(base+"/certs/api/v1/verify", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		retry = resp.Header.Get("Retry-After")
+	}
+	if fmt.Sprint(codes) != "[400 400 429]" || retry == "" {
+		t.Fatalf("statuses %v, Retry-After %q; want two answers then 429 with Retry-After", codes, retry)
+	}
 }

@@ -57,6 +57,8 @@ func commands() []command {
 		{"certs list", "list certificates issued by the internal CA", runCertsList},
 		{"certs pem", "print a certificate as PEM", runCertsPEM},
 		{"certs revoke", "revoke an end-entity certificate and republish the CRL", runCertsRevoke},
+		{"certs licence-type create", "register an electronic licence type and the fields its licences carry", runLicenceTypeCreate},
+		{"certs licence-type list", "list the registered electronic licence types", runLicenceTypeList},
 		{"backup", "write a consistent copy of the SQLite database to a new file", runBackup},
 		{"restore", "replace the SQLite database with a backup, then migrate it", runRestore},
 		{"healthcheck", "exit 0 when the local server is ready, 1 otherwise (container HEALTHCHECK)", runHealthcheck},

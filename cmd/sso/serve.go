@@ -183,6 +183,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	if err := registerSignRequests(ctx, mux, a, provider, pages); err != nil {
 		return nil, err
 	}
+	if err := registerLicencePages(mux, a, pages); err != nil {
+		return nil, err
+	}
 	go provider.RunLogoutDeliveries(ctx)
 	go provider.RunHousekeeping(ctx, time.Minute)
 	if a.cfg.AuditRetention > 0 {

@@ -33,6 +33,7 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 		},
 		// As with cookies: only a development server on http:// may call back over http.
 		AllowHTTPLocalhost: strings.HasPrefix(a.cfg.Issuer, "http://"),
+		AuthenticatePerson: bearerPerson(provider),
 	})
 	sr.Register(mux)
 	sp, err := ui.NewSignRequestPages(pages, signRequestPages{sr: sr, clients: a.oauth, users: a.users})
@@ -40,7 +41,14 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 		return err
 	}
 	sp.Register(mux)
+	cp, err := ui.NewCertificatePages(pages, certificatePages{sr: sr})
+	if err != nil {
+		return err
+	}
+	cp.Register(mux)
 	go sr.RunWorker(ctx)
+	// Every node keeps the CRL fresh; a database check makes one re-sign it.
+	go ca.RunCRLRefresh(ctx, certs.CRLCheckInterval)
 	return nil
 }
 
@@ -134,4 +142,21 @@ func revokeCertificatesOnDisable(a *app) func(ctx context.Context, userID string
 		_, err = s.RevokeUserCertificates(ctx, userID, certs.ReasonCessationOfOperation)
 		return err
 	}
+}
+
+// certificatePages issues a certificate for a CSR pasted on the account
+// centre's page.
+type certificatePages struct{ sr *certs.SignRequests }
+
+func (p certificatePages) RequestCertificate(ctx context.Context, s *users.Session, csrPEM string, m users.RequestMeta) (string, string, error) {
+	rec, chain, err := p.sr.IssueFromCSRWithChain(ctx, s.UserID, "", []byte(csrPEM), m)
+	switch {
+	case errors.Is(err, certs.ErrInvalid):
+		return "", "", fmt.Errorf("%w: %w", ui.ErrCertificateRequest, err)
+	case errors.Is(err, certs.ErrSignLevel):
+		return "", "", fmt.Errorf("%w: %w", ui.ErrCertificateLevel, err)
+	case err != nil:
+		return "", "", err
+	}
+	return string(certs.PEM(rec.DER)), chain, nil
 }
