@@ -136,6 +136,7 @@ func (api *API) routes() []route {
 		{"POST", "/enterprises/{id}/agents", "Let a person act for the enterprise", api.addAgent},
 		{"DELETE", "/enterprises/{id}/agents/{user_id}", "Take an agent's right to act away", api.removeAgent},
 		{"POST", "/enterprises/{id}:transfer-legal-representative", "Make another person the legal representative", api.transferLegalRep},
+		{"POST", "/users:import", "Import accounts from a CSV file (text/csv): a report of every rejected row; ?encoding=utf8|gbk, ?dry_run=, ?all_or_nothing=", api.importUsers},
 	}
 }
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/govsso/sso/audit"
+	"github.com/govsso/sso/users"
+)
+
+// runUserImport creates accounts from a CSV file ("-" for standard input).
+// It exits 1 when any row was rejected, so that scripts notice, after
+// printing the report.
+func runUserImport(ctx context.Context, e env, args []string) error {
+	f := newFlags("user import", e)
+	encoding := f.String("encoding", "utf8", "character encoding of the file: utf8 (a byte-order mark is accepted) or gbk")
+	dryRun := f.Bool("dry-run", false, "validate every row, against the database too, and write nothing")
+	allOrNothing := f.Bool("all-or-nothing", false, "import in one transaction: if any row is rejected, nothing is written")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if len(f.args) != 1 {
+		return usageError{msg: "give exactly one CSV file (or - for standard input)"}
+	}
+	if *encoding != "utf8" && *encoding != "gbk" {
+		return usageError{msg: "--encoding must be utf8 or gbk"}
+	}
+	var in io.Reader = e.stdin
+	if f.args[0] != "-" {
+		file, err := os.Open(f.args[0])
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in = file
+	}
+	a, err := openFromFlags(ctx, f, e, true)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	im := users.NewImporter(a.db, a.users, users.NewOrgUnits(a.db), a.audit)
+	rep, err := im.Import(ctx, in, users.ImportOptions{Encoding: *encoding, DryRun: *dryRun, AllOrNothing: *allOrNothing,
+		Audit: audit.Event{Actor: "cli"}})
+	var fe *users.ImportFileError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s: %w", f.args[0], err)
+	}
+	if err != nil {
+		return fmt.Errorf("import stopped after %d accounts were written: %w", rep.Imported, err)
+	}
+	if *f.json {
+		if err := printJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "rows %d, valid %d, imported %d, rejected %d\n", rep.Rows, rep.Valid, rep.Imported, rep.Rejected)
+		if len(rep.Errors) > 0 {
+			rows := make([][]string, len(rep.Errors))
+			for i, re := range rep.Errors {
+				rows[i] = []string{strconv.Itoa(re.Line), orDash(re.Column), re.Reason}
+			}
+			if err := printTable(e.stdout, []string{"LINE", "COLUMN", "REASON"}, rows); err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case rep.Aborted:
+		return fmt.Errorf("the file could not be read to the end (see the report); %d accounts were imported", rep.Imported)
+	case rep.Rejected > 0 && *allOrNothing && !*dryRun:
+		return fmt.Errorf("%d rows rejected; nothing was imported", rep.Rejected)
+	case rep.Rejected > 0:
+		return fmt.Errorf("%d rows rejected", rep.Rejected)
+	}
+	return nil
+}
