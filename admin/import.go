@@ -11,6 +11,7 @@ import (
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // importUsers creates accounts from a CSV body (see users.Importer for the
@@ -50,6 +51,7 @@ func (api *API) importUsers(w http.ResponseWriter, r *http.Request, a Actor) {
 		}
 		return Allowed(a, ActionUserWrite, t)
 	}
+	opts.OnCreated = webhooks.ImportHook(api.Webhooks)
 	opts.Audit = audit.Event{Actor: a.Name(), ClientID: a.ClientID, IP: server.ClientIP(r), UserAgent: r.UserAgent()}
 	rep, err := users.NewImporter(api.DB, api.Users, api.OrgUnits, api.Audit).Import(r.Context(), bytes.NewReader(body), opts)
 	var fe *users.ImportFileError

@@ -10,6 +10,7 @@ import (
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // Audit actions the API writes besides those named in package audit.
@@ -119,10 +120,19 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 		if err := api.Users.Create(ctx, u); err != nil {
 			return err
 		}
+		events := []webhooks.Event{webhooks.UserEvent(webhooks.UserCreated, u)}
 		if in.OrgUnitID != "" {
 			if err := api.OrgUnits.AddMember(ctx, in.OrgUnitID, u.ID, in.OrgRole); err != nil {
 				return err
 			}
+			unit, err := api.OrgUnits.Get(ctx, in.OrgUnitID)
+			if err != nil {
+				return err
+			}
+			events = append(events, webhooks.MembershipEvent(u.ID, unit, in.OrgRole))
+		}
+		if err := api.emit(ctx, events...); err != nil {
+			return err
 		}
 		return api.record(ctx, r, a, audit.ActionUserCreate, u.ID, map[string]string{"username": u.Username, "org_unit_id": in.OrgUnitID})
 	})
@@ -360,6 +370,9 @@ func (api *API) changeUser(w http.ResponseWriter, r *http.Request, a Actor, acti
 					return err
 				}
 			}
+		}
+		if err := api.emit(ctx, webhooks.UserEvent(eventOfAction(action), u)); err != nil {
+			return err
 		}
 		return api.record(ctx, r, a, action, u.ID, details())
 	})

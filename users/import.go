@@ -71,6 +71,17 @@ type ImportOptions struct {
 	// Audit is the template of the records written: Actor, ClientID, IP
 	// and UserAgent are taken from it.
 	Audit audit.Event
+	// OnCreated, if set, runs in each batch's transaction with the
+	// accounts it created (change events are written there).
+	OnCreated func(ctx context.Context, created []ImportedUser) error
+}
+
+// ImportedUser is an account an import created, with its org unit (nil
+// for none) and role there.
+type ImportedUser struct {
+	User *User
+	Unit *OrgUnit
+	Role string
 }
 
 // RowError is one reason a row was rejected. Line is the file's line
@@ -457,6 +468,15 @@ func (run *importRun) flush(ctx context.Context, last bool) error {
 				e.Details["org_unit_id"] = row.unit.ID
 			}
 			events = append(events, e)
+		}
+		if run.opts.OnCreated != nil && len(valid) > 0 {
+			created := make([]ImportedUser, len(valid))
+			for i, row := range valid {
+				created[i] = ImportedUser{User: row.user, Unit: row.unit, Role: row.role}
+			}
+			if err := run.opts.OnCreated(ctx, created); err != nil {
+				return err
+			}
 		}
 		if last && !run.opts.AllOrNothing {
 			events = append(events, run.summary(audit.ResultSuccess, run.rep.Imported+len(valid)))

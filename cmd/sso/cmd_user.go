@@ -11,6 +11,7 @@ import (
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 func runUserCreate(ctx context.Context, e env, args []string) error {
@@ -57,6 +58,9 @@ func runUserCreate(ctx context.Context, e env, args []string) error {
 	}
 	err = a.db.InTx(ctx, func(ctx context.Context) error {
 		if err := a.users.Create(ctx, u); err != nil {
+			return err
+		}
+		if err := webhooks.NewHub(a.db, a.kek).Emit(ctx, webhooks.UserEvent(webhooks.UserCreated, u)); err != nil {
 			return err
 		}
 		_, err := a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: audit.ActionUserCreate, Result: audit.ResultSuccess,
@@ -151,6 +155,13 @@ func setUserStatus(ctx context.Context, e env, name string, args []string, statu
 			if err := revokeCertificatesOnDisable(a)(ctx, u.ID); err != nil {
 				return err
 			}
+		}
+		typ := webhooks.UserUpdated
+		if status == users.StatusDisabled {
+			typ = webhooks.UserDisabled
+		}
+		if err := webhooks.NewHub(a.db, a.kek).Emit(ctx, webhooks.UserEvent(typ, updated)); err != nil {
+			return err
 		}
 		_, err = a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: action, Result: audit.ResultSuccess})
 		return err

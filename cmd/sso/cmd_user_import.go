@@ -10,6 +10,7 @@ import (
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // runUserImport creates accounts from a CSV file ("-" for standard input).
@@ -45,7 +46,7 @@ func runUserImport(ctx context.Context, e env, args []string) error {
 	defer a.close()
 	im := users.NewImporter(a.db, a.users, users.NewOrgUnits(a.db), a.audit)
 	rep, err := im.Import(ctx, in, users.ImportOptions{Encoding: *encoding, DryRun: *dryRun, AllOrNothing: *allOrNothing,
-		Audit: audit.Event{Actor: "cli"}})
+		Audit: audit.Event{Actor: "cli"}, OnCreated: webhooks.ImportHook(webhooks.NewHub(a.db, a.kek))})
 	var fe *users.ImportFileError
 	if errors.As(err, &fe) {
 		return fmt.Errorf("%s: %w", f.args[0], err)
