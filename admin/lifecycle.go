@@ -11,7 +11,6 @@ import (
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/users"
-	"github.com/govsso/sso/webhooks"
 )
 
 // Grants withdraws what clients hold for people (oauth.Provider).
@@ -43,11 +42,7 @@ func (api *API) deleteUser(w http.ResponseWriter, r *http.Request, a Actor) {
 		return
 	}
 	err := api.DB.InTx(r.Context(), func(ctx context.Context) error {
-		deleted, err := api.Users.SoftDelete(ctx, u.ID, time.Now())
-		if err != nil {
-			return err
-		}
-		if err := api.emit(ctx, webhooks.UserEvent(webhooks.UserDeleted, deleted)); err != nil {
+		if _, err := api.Users.SoftDelete(ctx, u.ID, time.Now()); err != nil {
 			return err
 		}
 		sessions, err := api.Sessions.RevokeAllForUser(ctx, u.ID)

@@ -120,7 +120,6 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 		if err := api.Users.Create(ctx, u); err != nil {
 			return err
 		}
-		events := []webhooks.Event{webhooks.UserEvent(webhooks.UserCreated, u)}
 		if in.OrgUnitID != "" {
 			if err := api.OrgUnits.AddMember(ctx, in.OrgUnitID, u.ID, in.OrgRole); err != nil {
 				return err
@@ -129,10 +128,9 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 			if err != nil {
 				return err
 			}
-			events = append(events, webhooks.MembershipEvent(u.ID, unit, in.OrgRole))
-		}
-		if err := api.emit(ctx, events...); err != nil {
-			return err
+			if err := api.emit(ctx, webhooks.MembershipEvent(u.ID, unit, in.OrgRole)); err != nil {
+				return err
+			}
 		}
 		return api.record(ctx, r, a, audit.ActionUserCreate, u.ID, map[string]string{"username": u.Username, "org_unit_id": in.OrgUnitID})
 	})
@@ -370,9 +368,6 @@ func (api *API) changeUser(w http.ResponseWriter, r *http.Request, a Actor, acti
 					return err
 				}
 			}
-		}
-		if err := api.emit(ctx, webhooks.UserEvent(eventOfAction(action), u)); err != nil {
-			return err
 		}
 		return api.record(ctx, r, a, action, u.ID, details())
 	})

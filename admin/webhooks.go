@@ -9,9 +9,9 @@ import (
 	"github.com/govsso/sso/webhooks"
 )
 
-// Change events: every path of the API that creates, changes, disables or
-// deletes an account, or puts it in an org unit, tells Webhooks here, in
-// the transaction of the change.
+// Change events: the accounts' own come from users.SQLStore's listener
+// (webhooks.Listener); the API adds those of memberships here, in the
+// transaction of the change, and manages the subscriptions.
 
 // Audit actions of subscriptions.
 const (
@@ -26,14 +26,6 @@ func (api *API) emit(ctx context.Context, events ...webhooks.Event) error {
 		return nil
 	}
 	return api.Webhooks.Emit(ctx, events...)
-}
-
-// eventOfAction is the event type of a change recorded under an audit action.
-func eventOfAction(action string) string {
-	if action == "user.disable" {
-		return webhooks.UserDisabled
-	}
-	return webhooks.UserUpdated
 }
 
 // subscribeRequest is the body of POST /clients/{id}/webhooks.

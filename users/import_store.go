@@ -113,6 +113,13 @@ func (s *SQLStore) insertBatch(ctx context.Context, rows []*importRow) error {
 	if _, err := s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index, id_number_index) VALUES `+placeholders(len(rows), 15), args...); err != nil {
 		return fmt.Errorf("import %d accounts: %w", len(rows), raceConflict(err))
 	}
+	created := make([]*User, len(rows))
+	for i, r := range rows {
+		created[i] = r.user
+	}
+	if err := s.changed(ctx, ChangeCreated, created...); err != nil {
+		return err
+	}
 	if nMembers > 0 {
 		if _, err := s.d.Exec(ctx, `INSERT INTO org_memberships (org_unit_id, user_id, role, added_at) VALUES `+placeholders(nMembers, 4), members...); err != nil {
 			return fmt.Errorf("import %d memberships: %w", nMembers, err)

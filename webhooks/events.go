@@ -7,8 +7,10 @@ import (
 	"github.com/govsso/sso/users"
 )
 
-// The events of account changes, built in one place for every path that
-// makes them (admin API, import, CLI).
+// The events of account changes, built in one place: Listener for the
+// accounts (every path that changes one goes through users.SQLStore), and
+// MembershipEvent for the admin API and the import, the paths that put
+// people in org units.
 
 // UserData is what a department system learns of an account: enough to
 // keep its copy in step, never a phone or ID number.
@@ -51,16 +53,39 @@ func MembershipEvent(userID string, unit *users.OrgUnit, role string) Event {
 	return Event{Type: MembershipAdded, Data: map[string]any{"membership": MembershipData{UserID: userID, OrgUnitID: unit.ID, OrgUnitCode: unit.Code, Role: role}}}
 }
 
-// ImportHook is users.ImportOptions.OnCreated for h: every created account
-// and its unit become events in the batch's transaction. A nil hub gives nil.
+// Listener turns the account changes users.SQLStore makes into events,
+// in the change's transaction: the one place account events come from.
+type Listener struct{ Hub *Hub }
+
+var _ users.ChangeListener = Listener{}
+
+// changeTypes maps a store change to its event type.
+var changeTypes = map[users.Change]string{users.ChangeCreated: UserCreated, users.ChangeUpdated: UserUpdated,
+	users.ChangeDisabled: UserDisabled, users.ChangeDeleted: UserDeleted}
+
+// AccountsChanged writes one event per account.
+func (l Listener) AccountsChanged(ctx context.Context, change users.Change, accounts ...*users.User) error {
+	typ, ok := changeTypes[change]
+	if !ok {
+		return nil
+	}
+	events := make([]Event, len(accounts))
+	for i, u := range accounts {
+		events[i] = UserEvent(typ, u)
+	}
+	return l.Hub.Emit(ctx, events...)
+}
+
+// ImportHook is users.ImportOptions.OnCreated for h: the memberships of
+// imported accounts become events in the batch's transaction (the accounts'
+// own events come from Listener). A nil hub gives nil.
 func ImportHook(h *Hub) func(context.Context, []users.ImportedUser) error {
 	if h == nil {
 		return nil
 	}
 	return func(ctx context.Context, rows []users.ImportedUser) error {
-		events := make([]Event, 0, 2*len(rows))
+		var events []Event
 		for _, r := range rows {
-			events = append(events, UserEvent(UserCreated, r.User))
 			if r.Unit != nil {
 				events = append(events, MembershipEvent(r.User.ID, r.Unit, r.Role))
 			}

@@ -71,6 +71,27 @@ func (h *Hub) subscriptions(ctx context.Context, clientID string) ([]*Subscripti
 	return out, h.d.Err(rows.Err())
 }
 
+// wanted lists every subscription's id and event types, without opening
+// the secrets: what Emit needs, on every change.
+func (h *Hub) wanted(ctx context.Context) ([]*Subscription, error) {
+	rows, err := h.d.Query(ctx, `SELECT id, event_types FROM webhook_subscriptions ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Subscription
+	for rows.Next() {
+		s := &Subscription{}
+		var types string
+		if err := rows.Scan(&s.ID, &types); err != nil {
+			return nil, h.d.Err(err)
+		}
+		s.EventTypes = strings.Fields(types)
+		out = append(out, s)
+	}
+	return out, h.d.Err(rows.Err())
+}
+
 // Unsubscribe deletes a client's subscription, its outbox and its log.
 func (h *Hub) Unsubscribe(ctx context.Context, clientID, id string) error {
 	return h.d.ExecOne(ctx, `DELETE FROM webhook_subscriptions WHERE client_id = ? AND id = ?`, clientID, id)

@@ -165,7 +165,7 @@ func (h *Hub) Emit(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	subs, err := h.subscriptions(ctx, "")
+	subs, err := h.wanted(ctx)
 	if err != nil {
 		return err
 	}

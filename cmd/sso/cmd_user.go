@@ -11,7 +11,6 @@ import (
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/users"
-	"github.com/govsso/sso/webhooks"
 )
 
 func runUserCreate(ctx context.Context, e env, args []string) error {
@@ -58,9 +57,6 @@ func runUserCreate(ctx context.Context, e env, args []string) error {
 	}
 	err = a.db.InTx(ctx, func(ctx context.Context) error {
 		if err := a.users.Create(ctx, u); err != nil {
-			return err
-		}
-		if err := webhooks.NewHub(a.db, a.kek).Emit(ctx, webhooks.UserEvent(webhooks.UserCreated, u)); err != nil {
 			return err
 		}
 		_, err := a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: audit.ActionUserCreate, Result: audit.ResultSuccess,
@@ -156,13 +152,7 @@ func setUserStatus(ctx context.Context, e env, name string, args []string, statu
 				return err
 			}
 		}
-		typ := webhooks.UserUpdated
-		if status == users.StatusDisabled {
-			typ = webhooks.UserDisabled
-		}
-		if err := webhooks.NewHub(a.db, a.kek).Emit(ctx, webhooks.UserEvent(typ, updated)); err != nil {
-			return err
-		}
+
 		_, err = a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: action, Result: audit.ResultSuccess})
 		return err
 	})
