@@ -548,3 +548,11 @@ func (run *importRun) checkTaken(ctx context.Context, batch []*importRow) error 
 	}
 	return nil
 }
+
+// ActivationText is the SMS that tells an imported person the account
+// exists and where to set a password (with a code sent to the same
+// number), in Chinese and English. It carries no secret.
+func ActivationText(username, resetURL string) string {
+	return fmt.Sprintf("【统一身份认证】您的账号 %s 已开通。请访问 %s ，用本手机号接收验证码设置密码。Your account %s is ready: set a password at %s with a code sent to this number.",
+		username, resetURL, username, resetURL)
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/users"
@@ -21,6 +22,7 @@ func runUserImport(ctx context.Context, e env, args []string) error {
 	encoding := f.String("encoding", "utf8", "character encoding of the file: utf8 (a byte-order mark is accepted) or gbk")
 	dryRun := f.Bool("dry-run", false, "validate every row, against the database too, and write nothing")
 	allOrNothing := f.Bool("all-or-nothing", false, "import in one transaction: if any row is rejected, nothing is written")
+	notify := f.Bool("notify", false, "text every imported person with a phone number that the account exists and where to set a password")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -54,6 +56,13 @@ func runUserImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import stopped after %d accounts were written: %w", rep.Imported, err)
 	}
+	if *notify && rep.Imported > 0 {
+		sent, err := notifyImported(ctx, a, rep.UserIDs)
+		fmt.Fprintf(e.stderr, "sso user import: %d activation messages sent\n", sent)
+		if err != nil {
+			return fmt.Errorf("activation messages: %w", err)
+		}
+	}
 	if *f.json {
 		if err := printJSON(e.stdout, rep); err != nil {
 			return err
@@ -79,4 +88,34 @@ func runUserImport(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("%d rows rejected", rep.Rejected)
 	}
 	return nil
+}
+
+// notifyImported texts each imported person with a phone number, under the
+// same send limits as one-time codes; a person over the limit is skipped.
+func notifyImported(ctx context.Context, a *app, ids []string) (int, error) {
+	senders, err := otpSenders(a.cfg, a.log)
+	if err != nil {
+		return 0, err
+	}
+	codes := users.NewOTP(a.db, a.kek, senders, a.audit, users.OTPOptions{
+		SendInterval: a.cfg.OTPSendInterval, DailyLimit: a.cfg.OTPDailyLimit, HourlyLimitPerIP: a.cfg.OTPIPHourlyLimit})
+	resetURL := strings.TrimSuffix(a.cfg.Issuer, "/") + "/reset"
+	sent := 0
+	for _, id := range ids {
+		u, err := a.users.Get(ctx, id)
+		if err != nil {
+			return sent, err
+		}
+		if u.Phone == "" {
+			continue
+		}
+		switch err := codes.Notify(ctx, u.Phone, users.ActivationText(u.Username, resetURL)); {
+		case errors.Is(err, users.ErrOTPRateLimited):
+		case err != nil:
+			return sent, err
+		default:
+			sent++
+		}
+	}
+	return sent, nil
 }

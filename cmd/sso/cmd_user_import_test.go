@@ -30,6 +30,7 @@ func TestUserImportCommand(t *testing.T) {
 		{"gbk", gbk, []string{"--encoding", "gbk"}, 0, "imported 1", "", []string{"gbk-user"}},
 		{"unknown column", "username,kind,password\nfay,citizen,x\n", nil, 1, "", `"password"`, nil},
 		{"json", "username,kind\ngus,citizen\n", []string{"--json"}, 0, `"imported": 1`, "", []string{"gus"}},
+		{"notify", "username,kind,phone\nhal,citizen,13800000011\nivy,citizen,13800000012\njon,citizen,\n", []string{"--notify"}, 0, "imported 3", "2 activation messages sent", []string{"hal", "ivy", "jon"}},
 		{"bad encoding flag", "username,kind\n", []string{"--encoding", "latin1"}, 2, "", "--encoding", nil},
 	}
 	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
@@ -57,8 +58,8 @@ func TestUserImportCommand(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 				t.Fatal(err, r.stdout)
 			}
-			if len(list) != 5 {
-				t.Fatalf("%d accounts, want the 5 imported: %+v", len(list), list)
+			if len(list) != 8 {
+				t.Fatalf("%d accounts, want the 8 imported: %+v", len(list), list)
 			}
 		})
 	}
