@@ -120,5 +120,15 @@ func TestWebhookSubscriptionsAndEvents(t *testing.T) {
 		if status, _, _ = f.do("town", "GET", "/clients/hr/webhooks/"+sub.ID+"/deliveries", ""); status != 404 {
 			t.Fatalf("log of a deleted subscription: %d", status)
 		}
+		// Deleting a client ends its subscriptions.
+		if status, body, _ = f.do("town", "POST", "/clients/hr/webhooks", `{"url":"https://hr.example.org/hook","event_types":["user.created"]}`); status != 201 {
+			t.Fatalf("subscribe again: %d %s", status, body)
+		}
+		if status, body, _ = f.do("super", "DELETE", "/clients/hr", ""); status != 204 {
+			t.Fatalf("delete client: %d %s", status, body)
+		}
+		if list, err := f.api.Webhooks.Subscriptions(ctx, "hr"); err != nil || len(list) != 0 {
+			t.Fatalf("subscriptions of a deleted client: %v %v", list, err)
+		}
 	})
 }

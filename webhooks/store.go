@@ -97,6 +97,13 @@ func (h *Hub) Unsubscribe(ctx context.Context, clientID, id string) error {
 	return h.d.ExecOne(ctx, `DELETE FROM webhook_subscriptions WHERE client_id = ? AND id = ?`, clientID, id)
 }
 
+// UnsubscribeClient deletes every subscription of a client being deleted,
+// so that no more personal data goes to a system that is gone.
+func (h *Hub) UnsubscribeClient(ctx context.Context, clientID string) error {
+	_, err := h.d.Exec(ctx, `DELETE FROM webhook_subscriptions WHERE client_id = ?`, clientID)
+	return err
+}
+
 // Attempts returns a subscription's delivery log, newest first, after the
 // cursor before ("" for the newest).
 func (h *Hub) Attempts(ctx context.Context, subscriptionID, before string, limit int) ([]Attempt, string, error) {
