@@ -152,7 +152,6 @@ func setUserStatus(ctx context.Context, e env, name string, args []string, statu
 				return err
 			}
 		}
-
 		_, err = a.audit.Append(ctx, audit.Event{Actor: "cli", Subject: u.ID, Action: action, Result: audit.ResultSuccess})
 		return err
 	})
