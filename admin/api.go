@@ -14,6 +14,7 @@ import (
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // Prefix is where the API lives.
@@ -63,6 +64,9 @@ type Config struct {
 	ClientCache ClientCache
 	// Enterprises keeps enterprises and their agents.
 	Enterprises *users.Enterprises
+	// Webhooks keeps change-event subscriptions and their outbox; nil
+	// turns change events off.
+	Webhooks *webhooks.Hub
 }
 
 // ClientCache forgets cached copies of a client (oauth.Provider).
@@ -136,6 +140,11 @@ func (api *API) routes() []route {
 		{"POST", "/enterprises/{id}/agents", "Let a person act for the enterprise", api.addAgent},
 		{"DELETE", "/enterprises/{id}/agents/{user_id}", "Take an agent's right to act away", api.removeAgent},
 		{"POST", "/enterprises/{id}:transfer-legal-representative", "Make another person the legal representative", api.transferLegalRep},
+		{"POST", "/clients/{id}/webhooks", "Subscribe a URL of the client to change events; the signing secret is shown once", api.createWebhook},
+		{"GET", "/clients/{id}/webhooks", "List the client's change-event subscriptions", api.listWebhooks},
+		{"DELETE", "/clients/{id}/webhooks/{webhook_id}", "Delete a subscription and its pending deliveries", api.deleteWebhook},
+		{"GET", "/clients/{id}/webhooks/{webhook_id}/deliveries", "The delivery log of a subscription: every attempt, newest first", api.listWebhookDeliveries},
+		{"POST", "/users:import", "Import accounts from a CSV file (text/csv): a report of every rejected row; ?encoding=utf8|gbk, ?dry_run=, ?all_or_nothing=", api.importUsers},
 	}
 }
 

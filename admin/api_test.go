@@ -23,6 +23,7 @@ import (
 	"github.com/govsso/sso/kek"
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // fakeTokens maps bearer tokens to what introspection would say.
@@ -91,6 +92,8 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 		t.Fatal(err)
 	}
 	store := users.NewSQLStore(d, k)
+	hub := webhooks.NewHub(d, k)
+	store.SetChangeListener(webhooks.Listener{Hub: hub})
 	log := audit.NewLog(d)
 	f := &fixture{t: t, tokens: fakeTokens{}, sessions: map[string]string{}, messages: &captureSender{}, logs: &bytes.Buffer{}}
 	clients, secrets := oauth.NewSQLStore(d, k), oauth.NewSecretHasher(k.Derive("test client secret"))
@@ -101,6 +104,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 		Sessions: users.NewSessions(d, users.SessionOptions{}), Lockout: users.NewLockout(d, users.LockoutPolicy{}),
 		Clients: clients, Secrets: secrets, Audit: log, Grants: f.provider, SecretOverlap: 24 * time.Hour, Enterprises: users.NewEnterprises(d, store),
 		Tokens:     f.tokens,
+		Webhooks:   hub,
 		ResetLinks: users.NewResetLinks(d, 0), ResetURL: "https://sso.example.org/reset",
 		Codes:  users.NewOTP(d, k, users.OTPSenders{SMS: f.messages, Email: f.messages}, log, users.OTPOptions{}),
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -222,6 +222,11 @@ func (api *API) deleteClient(w http.ResponseWriter, r *http.Request, a Actor) {
 		if err := api.Clients.DeleteClient(ctx, id); err != nil {
 			return err
 		}
+		if api.Webhooks != nil {
+			if err := api.Webhooks.UnsubscribeClient(ctx, id); err != nil {
+				return err
+			}
+		}
 		return api.record(ctx, r, a, audit.ActionClientDelete, id, map[string]string{"client_id": id})
 	})
 	api.clientChanged(id)

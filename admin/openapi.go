@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/govsso/sso/users"
 )
 
 // openAPIDocument describes the API from the same route table the mux is
@@ -35,6 +37,9 @@ func (api *API) openAPIDocument() map[string]any {
 		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
 			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
 		}
+		if rt.path == "/users:import" {
+			importOperation(op)
+		}
 		p[strings.ToLower(rt.method)] = op
 	}
 	paths["/openapi.json"] = map[string]any{"get": map[string]any{"summary": "This document", "operationId": "getOpenAPI", "security": []any{},
@@ -63,6 +68,28 @@ func (api *API) openAPIDocument() map[string]any {
 			},
 		},
 	}
+}
+
+// importOperation describes the CSV body, query and report of the import.
+func importOperation(op map[string]any) {
+	op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"text/csv": map[string]any{"schema": map[string]any{"type": "string",
+		"description": "A header row naming some of the columns " + strings.Join(users.ImportColumns, ", ") + " (username and kind required), then one row per account. No passwords: imported accounts set theirs through password reset."}}}}
+	boolean := map[string]any{"type": "boolean", "default": false}
+	op["parameters"] = []any{
+		map[string]any{"name": "encoding", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"utf8", "gbk"}, "default": "utf8"}},
+		map[string]any{"name": "dry_run", "in": "query", "description": "validate every row, write nothing", "schema": boolean},
+		map[string]any{"name": "all_or_nothing", "in": "query", "description": "one transaction: any rejected row and nothing is written (422)", "schema": boolean},
+	}
+	rowError := map[string]any{"type": "object", "properties": map[string]any{
+		"line": map[string]any{"type": "integer"}, "column": map[string]any{"type": "string"}, "reason": map[string]any{"type": "string"}}}
+	report := map[string]any{"type": "object", "properties": map[string]any{
+		"dry_run": map[string]any{"type": "boolean"}, "all_or_nothing": map[string]any{"type": "boolean"},
+		"rows": map[string]any{"type": "integer"}, "valid": map[string]any{"type": "integer"}, "imported": map[string]any{"type": "integer"},
+		"rejected": map[string]any{"type": "integer"}, "aborted": map[string]any{"type": "boolean"},
+		"errors": map[string]any{"type": "array", "items": rowError}}}
+	responses := op["responses"].(map[string]any)
+	responses["200"] = map[string]any{"description": "The report", "content": map[string]any{"application/json": map[string]any{"schema": report}}}
+	responses["422"] = map[string]any{"description": "The report of an import refused in all-or-nothing mode, or stopped by a row that cannot be read", "content": map[string]any{"application/json": map[string]any{"schema": report}}}
 }
 
 // pathParam finds the parameters of a path: {id}, {user_id}.

@@ -12,6 +12,7 @@ import (
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // Audit actions the API writes besides those named in package audit.
@@ -123,6 +124,13 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 		}
 		if in.OrgUnitID != "" {
 			if err := api.OrgUnits.AddMember(ctx, in.OrgUnitID, u.ID, in.OrgRole); err != nil {
+				return err
+			}
+			unit, err := api.OrgUnits.Get(ctx, in.OrgUnitID)
+			if err != nil {
+				return err
+			}
+			if err := api.emit(ctx, webhooks.MembershipEvent(u.ID, unit, in.OrgRole)); err != nil {
 				return err
 			}
 		}

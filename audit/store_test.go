@@ -435,3 +435,37 @@ func TestConcurrentSealersNeverShareAPlace(t *testing.T) {
 		}
 	})
 }
+
+func TestAppendBatchWritesEveryRecordAndVerifies(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		l := audit.NewLog(d)
+		events := make([]audit.Event, 1203) // more than two chunks of 500
+		for i := range events {
+			events[i] = audit.Event{Actor: "importer", Subject: fmt.Sprintf("u%d", i), Action: "user.create", Result: audit.ResultSuccess,
+				Details: map[string]string{"line": fmt.Sprint(i + 2)}}
+		}
+		// A rolled-back batch leaves nothing.
+		err := d.InTx(ctx, func(ctx context.Context) error {
+			if err := l.AppendBatch(ctx, events[:10]); err != nil {
+				return err
+			}
+			return errors.New("roll back")
+		})
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if err := l.AppendBatch(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		seal(t, l)
+		res, err := l.Verify(ctx)
+		if err != nil || !res.OK || res.Checked != int64(len(events)) {
+			t.Fatalf("verify: %+v %v", res, err)
+		}
+		got, err := l.List(ctx, audit.Filter{Subject: "u1202"})
+		if err != nil || len(got) != 1 || got[0].Details["line"] != "1204" || got[0].Actor != "importer" {
+			t.Fatalf("last record: %+v %v", got, err)
+		}
+	})
+}

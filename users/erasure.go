@@ -54,7 +54,7 @@ func (s *SQLStore) SoftDelete(ctx context.Context, id string, now time.Time) (*U
 		}
 		u.Status, u.DeletedAt, u.UpdatedAt = StatusDeleted, now, now
 		out = u
-		return nil
+		return s.changed(ctx, ChangeDeleted, u)
 	})
 	return out, err
 }

@@ -44,6 +44,8 @@ type SQLStore struct {
 	kek        *kek.KEK
 	indexKey   []byte
 	idIndexKey []byte
+	// changes hears of every change (see SetChangeListener).
+	changes ChangeListener
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -99,13 +101,18 @@ func (s *SQLStore) Create(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkTaken(ctx, u, phoneIdx, idIdx); err != nil {
-		return err
-	}
-	_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index, id_number_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, idEnc, nullIfEmpty(u.PasswordHash),
-		u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx, idIdx)
-	return raceConflict(err)
+	return s.d.InTx(ctx, func(ctx context.Context) error {
+		if err := s.checkTaken(ctx, u, phoneIdx, idIdx); err != nil {
+			return err
+		}
+		_, err = s.d.Exec(ctx, `INSERT INTO users (`+userColumns+`, phone_index, id_number_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, string(u.Kind), u.DisplayName, nullIfEmpty(u.Email), phoneEnc, idEnc, nullIfEmpty(u.PasswordHash),
+			u.IsAdmin, string(u.Status), u.AssuranceLevel, u.CreatedAt, u.UpdatedAt, phoneIdx, idIdx)
+		if err != nil {
+			return raceConflict(err)
+		}
+		return s.changed(ctx, ChangeCreated, u)
+	})
 }
 
 // checkTaken names the unique field of u that another account already
@@ -308,6 +315,7 @@ func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) 
 		if u.Status == StatusDeleted {
 			return fmt.Errorf("account %s: %w", id, ErrDeleted)
 		}
+		before := *u
 		if err := fn(u); err != nil {
 			return err
 		}
@@ -335,6 +343,9 @@ func (s *SQLStore) Update(ctx context.Context, id string, fn func(*User) error) 
 			return raceConflict(err)
 		}
 		out = u
+		if c := updateChange(&before, u); c != "" {
+			return s.changed(ctx, c, u)
+		}
 		return nil
 	})
 	return out, err

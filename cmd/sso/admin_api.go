@@ -9,6 +9,7 @@ import (
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // adminAPI builds the administration API on the app's stores; callers are
@@ -35,6 +36,7 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages, accounts *ui.Ac
 		ClientCache:   provider,
 		Enterprises:   users.NewEnterprises(a.db, a.users),
 		OnDisable:     revokeCertificatesOnDisable(a),
+		Webhooks:      webhooks.NewHub(a.db, a.kek),
 	})
 }
 

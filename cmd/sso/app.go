@@ -20,6 +20,7 @@ import (
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 // app holds what the commands need, built once from the configuration and
@@ -138,6 +139,9 @@ func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate 
 			LockFor:     cfg.LockoutDuration,
 		}),
 	}
+	// Every account change, from the server or a CLI verb, writes its
+	// change events for department systems in its own transaction.
+	a.users.SetChangeListener(webhooks.Listener{Hub: webhooks.NewHub(d, key)})
 	return a, nil
 }
 

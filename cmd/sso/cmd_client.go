@@ -10,6 +10,7 @@ import (
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/webhooks"
 )
 
 // listFlag collects a flag given several times; values may also be separated
@@ -185,6 +186,9 @@ func runClientDelete(ctx context.Context, e env, args []string) error {
 	id := f.args[0]
 	err = a.db.InTx(ctx, func(ctx context.Context) error {
 		if err := a.oauth.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		if err := webhooks.NewHub(a.db, a.kek).UnsubscribeClient(ctx, id); err != nil {
 			return err
 		}
 		_, err := a.audit.Append(ctx, audit.Event{Actor: "cli", ClientID: id, Action: audit.ActionClientDelete, Result: audit.ResultSuccess})

@@ -45,6 +45,7 @@ func commands() []command {
 		{"user list", "list accounts", runUserList},
 		{"user disable", "disable an account (it can no longer sign in)", runUserDisable},
 		{"user enable", "enable a disabled account", runUserEnable},
+		{"user import", "create accounts from a CSV file (no passwords; see README)", runUserImport},
 		{"client create", "register an OAuth 2.0 / OpenID Connect client", runClientCreate},
 		{"client list", "list clients", runClientList},
 		{"client delete", "delete a client", runClientDelete},

@@ -18,6 +18,7 @@ import (
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/webhooks"
 )
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -187,6 +188,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		return nil, err
 	}
 	go provider.RunLogoutDeliveries(ctx)
+	// Change events for department systems, from the outbox the admin API
+	// and imports write to; every node sends, each delivery claimed once.
+	go (&webhooks.Dispatcher{Hub: webhooks.NewHub(a.db, a.kek), Logger: a.log}).Run(ctx)
 	go provider.RunHousekeeping(ctx, time.Minute)
 	if a.cfg.AuditRetention > 0 {
 		go runAuditRetention(ctx, a.audit, a.cfg.AuditRetention, archiveDir(a.cfg), time.Hour, a.log)
