@@ -161,6 +161,7 @@ func (api *API) getUser(w http.ResponseWriter, r *http.Request, a Actor) {
 // searchQuery is the parsed query string of GET /users.
 type searchQuery struct {
 	username, phone, orgUnit, after string
+	idNumber                        string // found through the blind index
 	kind                            users.Kind
 	status                          users.Status
 	limit                           int
@@ -168,11 +169,12 @@ type searchQuery struct {
 
 func parseSearch(r *http.Request) (searchQuery, error) {
 	q := r.URL.Query()
-	s := searchQuery{username: q.Get("username"), phone: q.Get("phone"), orgUnit: q.Get("org_unit"), after: q.Get("after"), limit: 100}
+	s := searchQuery{username: q.Get("username"), phone: q.Get("phone"), orgUnit: q.Get("org_unit"), after: q.Get("after"), limit: 100,
+		idNumber: q.Get("id_number")}
 	var fields []FieldError
 	for key := range q {
 		switch key {
-		case "username", "phone", "org_unit", "after", "kind", "status", "limit":
+		case "username", "phone", "org_unit", "after", "kind", "status", "limit", "id_number":
 		default:
 			fields = append(fields, FieldError{Field: key, Reason: "is not a known query parameter"})
 		}
@@ -215,7 +217,7 @@ func (api *API) searchUsers(w http.ResponseWriter, r *http.Request, a Actor) {
 	}
 	var page userPage
 	switch {
-	case q.username != "" || q.phone != "":
+	case q.username != "" || q.phone != "" || q.idNumber != "":
 		page, err = api.findOne(r.Context(), a, q)
 	case q.orgUnit != "":
 		page, err = api.searchSubtree(r.Context(), a, q)
@@ -244,9 +246,12 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 	}
 	var u *users.User
 	var err error
-	if q.username != "" {
+	switch {
+	case q.username != "":
 		u, err = api.Users.GetByUsername(ctx, q.username)
-	} else {
+	case q.idNumber != "":
+		u, err = api.Users.GetByIDNumber(ctx, q.idNumber)
+	default:
 		u, err = api.Users.GetByPhone(ctx, q.phone)
 	}
 	if err != nil {
