@@ -280,10 +280,14 @@ func (c *AdminConsole) units(w http.ResponseWriter, r *http.Request, cr *console
 			c.p.failInternal(w, r, cr.lang, "console org units", err)
 			return nil, false
 		}
+		base := 0 // an org admin's tree starts at its own unit
+		if len(page.Items) > 0 {
+			base = strings.Count(page.Items[0].Path, "/") - 2
+		}
 		for _, u := range page.Items {
 			t := admin.Target{OrgPaths: []string{u.Path}}
 			out = append(out, unitRow{ID: u.ID, Name: u.Name, Code: u.Code, Kind: u.Kind, ParentID: u.ParentID,
-				Depth:     min(strings.Count(u.Path, "/")-2, maxTreeDepth),
+				Depth:     min(strings.Count(u.Path, "/")-2-base, maxTreeDepth),
 				CanWrite:  admin.Allowed(cr.actor, admin.ActionOrgWrite, t),
 				CanCreate: admin.Allowed(cr.actor, admin.ActionOrgCreate, t)})
 		}
