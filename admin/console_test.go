@@ -71,3 +71,40 @@ func TestInvokeRunsTheAPIWithTheBrowsersSession(t *testing.T) {
 		t.Fatalf("without a session: %d", res.Status)
 	}
 }
+
+func TestSearchByNameKeepsToTheCallersRights(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, c := range []struct {
+			token, query string
+			want         []string
+			status       int
+		}{
+			{"super", "name=staff", []string{"staff-a", "staff-b"}, 200},
+			{"super", "name=staff&org_unit=" + f.townA.ID, []string{"staff-a"}, 200},
+			{"town", "name=staff&org_unit=" + f.townA.ID, []string{"staff-a"}, 200},
+			{"town", "name=staff-b&org_unit=" + f.townA.ID, nil, 200},
+			{"town", "name=staff", nil, 403}, // all accounts: super admins only
+			{"super", "username=staff-a&name=nobody", nil, 200},
+		} {
+			status, body, _ := f.do(c.token, "GET", "/users?"+c.query, "")
+			if status != c.status {
+				t.Fatalf("%s %s: %d %s", c.token, c.query, status, body)
+			}
+			if status != 200 {
+				continue
+			}
+			var page userPage
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range page.Items {
+				got = append(got, u.Username)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("%s %s: %v, want %v", c.token, c.query, got, c.want)
+			}
+		}
+	})
+}

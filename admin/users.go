@@ -162,6 +162,7 @@ func (api *API) getUser(w http.ResponseWriter, r *http.Request, a Actor) {
 type searchQuery struct {
 	username, phone, orgUnit, after string
 	idNumber                        string // found through the blind index
+	name                            string // part of the display name
 	kind                            users.Kind
 	status                          users.Status
 	limit                           int
@@ -170,11 +171,11 @@ type searchQuery struct {
 func parseSearch(r *http.Request) (searchQuery, error) {
 	q := r.URL.Query()
 	s := searchQuery{username: q.Get("username"), phone: q.Get("phone"), orgUnit: q.Get("org_unit"), after: q.Get("after"), limit: 100,
-		idNumber: q.Get("id_number")}
+		idNumber: q.Get("id_number"), name: q.Get("name")}
 	var fields []FieldError
 	for key := range q {
 		switch key {
-		case "username", "phone", "org_unit", "after", "kind", "status", "limit", "id_number":
+		case "username", "phone", "org_unit", "after", "kind", "status", "limit", "id_number", "name":
 		default:
 			fields = append(fields, FieldError{Field: key, Reason: "is not a known query parameter"})
 		}
@@ -267,7 +268,7 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 	if !Allowed(a, ActionUserSearch, t) && !Allowed(a, ActionUserRead, t) {
 		return userPage{}, nil
 	}
-	if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) {
+	if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) || !strings.Contains(u.DisplayName, q.name) {
 		return userPage{}, nil
 	}
 	return userPage{Items: []*users.User{view(u)}}, nil
@@ -291,7 +292,7 @@ func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (user
 		if err != nil {
 			return userPage{}, err
 		}
-		if (q.kind == "" || u.Kind == q.kind) && statusMatches(q.status, u.Status) {
+		if (q.kind == "" || u.Kind == q.kind) && statusMatches(q.status, u.Status) && strings.Contains(u.DisplayName, q.name) {
 			page.Items = append(page.Items, view(u))
 		}
 	}
@@ -302,7 +303,7 @@ func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (user
 }
 
 func (api *API) listAll(ctx context.Context, q searchQuery) (userPage, error) {
-	list, err := api.Users.List(ctx, users.ListOptions{AfterID: q.after, Limit: q.limit, Kind: q.kind, Status: q.status})
+	list, err := api.Users.List(ctx, users.ListOptions{AfterID: q.after, Limit: q.limit, Kind: q.kind, Status: q.status, Name: q.name})
 	if err != nil {
 		return userPage{}, err
 	}

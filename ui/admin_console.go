@@ -309,12 +309,17 @@ func (c *AdminConsole) users(w http.ResponseWriter, r *http.Request) {
 	s := userSearch{By: q.Get("by"), Q: strings.TrimSpace(q.Get("q")), OrgUnit: q.Get("org_unit"), Kind: q.Get("kind"), Status: q.Get("status")}
 	api := url.Values{"limit": {strconv.Itoa(consolePage)}}
 	switch s.By {
-	case "username", "phone", "id_number":
+	case "name", "username", "phone", "id_number":
 	default:
-		s.By = "username"
+		s.By = "name"
 	}
 	if s.Q != "" {
 		api.Set(s.By, s.Q)
+	}
+	// A name narrows a unit's list; the other keys find one account anywhere
+	// in reach.
+	if s.Q != "" && s.By != "name" {
+		s.OrgUnit = ""
 	} else if s.OrgUnit != "" {
 		api.Set("org_unit", s.OrgUnit)
 	} else if !admin.Allowed(cr.actor, admin.ActionUserSearch, admin.Target{}) && len(units) > 0 {

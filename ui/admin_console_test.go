@@ -142,6 +142,8 @@ func TestConsolePagesFollowTheAdminRights(t *testing.T) {
 			{"super admin lists everyone", "super", "/admin/users", 200, []string{"staff-a", "staff-b"}, nil},
 			{"town admin lists its town only", "town", "/admin/users", 200, []string{"staff-a"}, []string{"staff-b"}},
 			{"town admin may not ask for another town", "town", "/admin/users?org_unit=" + f.townB.ID, 403, []string{"You may not do this"}, []string{"staff-b"}},
+			{"super admin searches by part of the name", "super", "/admin/users?by=name&q=staff", 200, []string{">staff-a</a>", ">staff-b</a>"}, []string{">boss</a>"}},
+			{"town admin's name search keeps to its town", "town", "/admin/users?by=name&q=staff", 200, []string{">staff-a</a>"}, []string{">staff-b</a>"}},
 			{"town admin finds no one outside by username", "town", "/admin/users?by=username&q=staff-b", 200, []string{"No users match."}, []string{">staff-b</a>"}},
 			{"town admin opens another town's person", "town", "/admin/users/" + f.staffB.ID, 403, []string{"You may not do this"}, []string{"name of staff-b"}},
 			{"town admin opens its own person with buttons", "town", "/admin/users/" + f.staffA.ID, 200, []string{"name of staff-a", "Disable", "Show in full"}, nil},
