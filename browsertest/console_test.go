@@ -182,6 +182,12 @@ func TestAccessibilityOfTheConsole(t *testing.T) {
 	b.fill("username", "x", "phone", "123")
 	b.submit("/admin/users")
 	b.waitText("填写的内容有误")
+	if !eval[bool](b, `document.activeElement.getAttribute("aria-invalid") === "true"`) {
+		t.Errorf("after the error the focus is on %q, not on a field to correct", b.focused())
+	}
+	if got := eval[string](b, `document.getElementById("phone").value`); got != "123" {
+		t.Errorf("the form lost what was typed: phone %q", got)
+	}
 	b.checkAccessibility("user form with errors")
 	b.screenshot("form-errors")
 

@@ -43,6 +43,8 @@ type consoleView struct {
 	Title  string   // catalogue key of the page title
 	Notice string   // a success message, already translated
 	Errors []string // labels of the fields a problem named, translated
+	// Invalid are the form fields a problem named, in order.
+	Invalid []string
 
 	CanUsers, CanOrgs, CanClients, CanAudit bool
 	CanCreateRoot                           bool
@@ -205,6 +207,21 @@ func (c *AdminConsole) begin(w http.ResponseWriter, r *http.Request, page, title
 var doneKeys = map[string]bool{"created": true, "disabled": true, "enabled": true, "unlocked": true, "revoked": true,
 	"level": true, "renamed": true, "moved": true, "deleted": true}
 
+// Field marks a form field the last problem named: invalid, described by
+// the message, and the first of them focused, so that a person using the
+// keyboard or a screen reader lands where the correction is needed.
+func (v consoleView) Field(name string) template.HTMLAttr {
+	for i, n := range v.Invalid {
+		if n == name {
+			if i == 0 {
+				return ` aria-invalid="true" aria-describedby="console-error" autofocus`
+			}
+			return ` aria-invalid="true" aria-describedby="console-error"`
+		}
+	}
+	return ""
+}
+
 // show renders a console page.
 func (c *AdminConsole) show(w http.ResponseWriter, status int, cr *consoleRequest) {
 	var buf strings.Builder
@@ -234,6 +251,7 @@ func (c *AdminConsole) problem(cr *consoleRequest, p *admin.Problem) int {
 	for _, f := range p.Errors {
 		name, _, _ := strings.Cut(f.Field, "[") // "redirect_uris[0]"
 		name, _, _ = strings.Cut(name, ".")
+		cr.v.Invalid = append(cr.v.Invalid, name)
 		label := msg(cr.lang, "console.field."+name)
 		if _, ok := catalogue[cr.lang]["console.field."+name]; !ok {
 			label = f.Field
