@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,7 @@ func newConsoleFixture(t *testing.T, d *db.DB) *consoleFixture {
 		t.Fatal(err)
 	}
 	console.Register(f.mux)
+	f.api.Register(f.mux) // the audit log's CSV export link leads to the API
 	unit := func(parent *users.OrgUnit, code, kind string) *users.OrgUnit {
 		pid := ""
 		if parent != nil {
@@ -376,5 +379,76 @@ func TestConsoleResetLinkAndLevel(t *testing.T) {
 	}
 	if u, _ := f.store.Get(context.Background(), f.staffA.ID); u.AssuranceLevel != 3 {
 		t.Fatalf("level %d", u.AssuranceLevel)
+	}
+}
+
+func TestConsoleOrgUnitChangesFollowTheAdminRights(t *testing.T) {
+	f := newConsoleFixture(t, dbtest.Open(t, db.SQLite))
+	ctx := context.Background()
+	empty, err := f.api.OrgUnits.Create(ctx, f.villageA.ID, "hamlet", "unit hamlet", "village")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, role, path string
+		form             url.Values
+		status           int
+		check            func() bool
+	}{
+		{"town admin renames a unit below its own", "town", "/admin/org-units/" + f.villageA.ID + "/rename", url.Values{"name": {"renamed village"}}, 303,
+			func() bool { u, _ := f.api.OrgUnits.Get(ctx, f.villageA.ID); return u.Name == "renamed village" }},
+		{"town admin may not rename its own unit", "town", "/admin/org-units/" + f.townA.ID + "/rename", url.Values{"name": {"mine now"}}, 403,
+			func() bool { u, _ := f.api.OrgUnits.Get(ctx, f.townA.ID); return u.Name == "unit townA" }},
+		{"town admin may not move a unit into another town", "town", "/admin/org-units/" + f.villageA.ID + "/move", url.Values{"parent_id": {f.townB.ID}}, 403,
+			func() bool { u, _ := f.api.OrgUnits.Get(ctx, f.villageA.ID); return u.ParentID == f.townA.ID }},
+		{"auditor may not delete", "auditor", "/admin/org-units/" + empty.ID + "/delete", url.Values{}, 403,
+			func() bool { _, err := f.api.OrgUnits.Get(ctx, empty.ID); return err == nil }},
+		{"town admin creates a unit in its town", "town", "/admin/org-units", url.Values{"parent_id": {f.townA.ID}, "code": {"new-village"}, "name": {"new village"}, "kind": {"village"}}, 303,
+			func() bool { l, _ := f.api.OrgUnits.Subtree(ctx, f.townA.ID); return len(l) == 4 }},
+		{"town admin may not create a top-level unit", "town", "/admin/org-units", url.Values{"code": {"rogue"}, "name": {"rogue"}, "kind": {"city"}}, 403,
+			func() bool {
+				ids, _ := f.api.VisibleOrgRoots(ctx, admin.Actor{Roles: []admin.Role{admin.RoleSuperAdmin}})
+				return len(ids) == 1
+			}},
+		{"town admin deletes an empty unit", "town", "/admin/org-units/" + empty.ID + "/delete", url.Values{}, 303,
+			func() bool { _, err := f.api.OrgUnits.Get(ctx, empty.ID); return err != nil }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := f.postAs(c.role, c.path, c.form)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, visibleText(body))
+			}
+			if !c.check() {
+				t.Error("the tree is not as the outcome says")
+			}
+		})
+	}
+}
+
+func TestConsoleAuditExportLinkWorksForTheAuditor(t *testing.T) {
+	f := newConsoleFixture(t, dbtest.Open(t, db.SQLite))
+	if _, err := f.audit.Append(context.Background(), audit.Event{Actor: "test", Action: audit.ActionUserCreate, Result: audit.ResultSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := f.as("auditor", "/admin/audit?action="+audit.ActionUserCreate+"&since=2020-01-01")
+	m := regexp.MustCompile(`href="(/admin/api/v1/audit\?[^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSV link: %s", body)
+	}
+	link := html.UnescapeString(m[1])
+	if !strings.Contains(link, "format=csv") || !strings.Contains(link, "since=2020-01-01T00%3A00%3A00Z") {
+		t.Fatalf("CSV link %s does not carry the filter", link)
+	}
+	resp, csv := f.as("auditor", link)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || !strings.Contains(csv, audit.ActionUserCreate) {
+		t.Fatalf("export: %d %s %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), csv)
+	}
+	if resp, _ := f.as("town", link); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a town admin exports the audit log: %d", resp.StatusCode)
+	}
+	_, body = f.as("auditor", "/admin/audit?since=yesterday")
+	if !strings.Contains(visibleText(body), "From") {
+		t.Fatalf("a bad date is not named: %s", visibleText(body))
 	}
 }
