@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The admin console: the administrator sso creates on its first start
@@ -159,6 +160,19 @@ func TestAccessibilityOfTheConsole(t *testing.T) {
 	b.do("open the console", chromedp.Navigate(hh.issuer+"/admin"))
 	b.signIn(userAdmin, hh.users[userAdmin])
 	b.waitText("管理控制台")
+	// Keyboard only: the tab order runs from the language switch through
+	// the console's links, and Enter follows one.
+	want := []string{"/admin?lang=en", "/admin", "/admin/users"}
+	for i, href := range want {
+		b.do("tab", chromedp.KeyEvent(kb.Tab))
+		got := eval[string](b, `document.activeElement.getAttribute("href") || document.activeElement.tagName`)
+		if got != href {
+			t.Fatalf("tab %d: focus on %q, want %q", i+1, got, href)
+		}
+	}
+	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitText("查询方式")
+
 	for _, p := range []struct{ path, text string }{
 		{"/admin", "管理控制台"},
 		{"/admin/users", "用户"},
