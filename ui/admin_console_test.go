@@ -367,7 +367,7 @@ func TestConsoleClientSecretIsShownOnce(t *testing.T) {
 	}
 }
 
-func TestConsoleResetLinkAndLevel(t *testing.T) {
+func TestConsoleResetLevelUnlockAndSignOut(t *testing.T) {
 	f := newConsoleFixture(t, dbtest.Open(t, db.SQLite))
 	resp, body := f.postAs("town", "/admin/users/"+f.staffA.ID+"/reset", url.Values{})
 	if resp.StatusCode != 200 || !strings.Contains(body, "http://example.com/reset?token=") {
@@ -379,6 +379,19 @@ func TestConsoleResetLinkAndLevel(t *testing.T) {
 	}
 	if u, _ := f.store.Get(context.Background(), f.staffA.ID); u.AssuranceLevel != 3 {
 		t.Fatalf("level %d", u.AssuranceLevel)
+	}
+	for action, recorded := range map[string]string{"unlock": "user.unlock", "revoke-sessions": "user.revoke_sessions"} {
+		resp, _ := f.postAs("town", "/admin/users/"+f.staffA.ID+"/"+action, url.Values{})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: %d", action, resp.StatusCode)
+		}
+		list, err := f.audit.List(context.Background(), audit.Filter{Action: recorded, Subject: f.staffA.ID, Limit: 10})
+		if err != nil || len(list) != 1 || list[0].Actor != f.townAdmin.ID {
+			t.Fatalf("%s is not audited as the town admin's: %v %+v", action, err, list)
+		}
+		if resp, _ := f.postAs("auditor", "/admin/users/"+f.staffA.ID+"/"+action, url.Values{}); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("auditor %s: %d", action, resp.StatusCode)
+		}
 	}
 }
 
