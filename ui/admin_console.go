@@ -256,6 +256,9 @@ func (c *AdminConsole) problem(cr *consoleRequest, p *admin.Problem) int {
 		if _, ok := catalogue[cr.lang]["console.field."+name]; !ok {
 			label = f.Field
 		}
+		if _, ok := catalogue[cr.lang]["console.why."+name]; ok {
+			label = fmt.Sprintf(msg(cr.lang, "console.field_why"), label, msg(cr.lang, "console.why."+name))
+		}
 		cr.v.Errors = append(cr.v.Errors, label)
 	}
 	return p.Status
@@ -428,7 +431,9 @@ func (c *AdminConsole) createUser(w http.ResponseWriter, r *http.Request) {
 			body[k] = v
 		}
 	}
-	if body["org_unit_id"] != "" && body["org_role"] == "" {
+	if body["org_unit_id"] == "" {
+		delete(body, "org_role") // a role is held in a unit
+	} else if body["org_role"] == "" {
 		body["org_role"] = "member"
 	}
 	res := c.api.Invoke(r, http.MethodPost, "/users", body)

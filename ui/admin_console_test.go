@@ -266,7 +266,7 @@ func TestConsoleBadInputIsExplainedAndNothingStored(t *testing.T) {
 	}{
 		{"user with a bad phone and no username", "/admin/users",
 			url.Values{"username": {""}, "phone": {"123"}, "kind": {"citizen"}, "org_unit_id": {f.townA.ID}}, 400,
-			[]string{"Some of what you entered is not valid.", "Phone number", "Username", `name="phone" aria-invalid="true"`},
+			[]string{"Some of what you entered is not valid.", "Phone number", "Username", `name="phone" aria-invalid="true"`, "Phone number: an 11-digit mainland mobile number starting with 1"},
 			func() bool { _, err := f.store.GetByPhone(ctx, "123"); return err != nil }},
 		{"user in a unit outside the town admin's", "/admin/users",
 			url.Values{"username": {"sneaky"}, "kind": {"staff"}, "org_unit_id": {f.townB.ID}}, 403,
@@ -301,6 +301,23 @@ func TestConsoleBadInputIsExplainedAndNothingStored(t *testing.T) {
 				t.Error("something was stored")
 			}
 		})
+	}
+}
+
+func TestConsoleSuperAdminCreatesAUserOutsideAnyUnit(t *testing.T) {
+	f := newConsoleFixture(t, dbtest.Open(t, db.SQLite))
+	// The form always sends a role; without a unit it is not asked for.
+	resp, body := f.postAs("super", "/admin/users", url.Values{"username": {"loner"}, "kind": {"citizen"}, "org_unit_id": {""}, "org_role": {"member"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=created") {
+		t.Fatalf("create: %d %s", resp.StatusCode, visibleText(body))
+	}
+	if _, err := f.store.GetByUsername(context.Background(), "loner"); err != nil {
+		t.Fatal(err)
+	}
+	// A town admin cannot: the account would be outside its reach.
+	resp, _ = f.postAs("town", "/admin/users", url.Values{"username": {"loner2"}, "kind": {"citizen"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("town admin creates an account in no unit: %d", resp.StatusCode)
 	}
 }
 
