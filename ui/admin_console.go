@@ -88,8 +88,8 @@ type unitRow struct {
 }
 
 type clientRow struct {
-	ID, Name, OrgUnit, Scopes string
-	Disabled, CanWrite        bool
+	ID, Name, OrgUnit  string
+	Disabled, CanWrite bool
 }
 
 type auditRow struct {
@@ -192,7 +192,7 @@ func (c *AdminConsole) begin(w http.ResponseWriter, r *http.Request, page, title
 	v.CanClients = v.CanUsers || a.Has(admin.RoleClientManager)
 	v.CanAudit = admin.Allowed(a, admin.ActionAuditRead, admin.Target{})
 	v.CanCreateRoot = admin.Allowed(a, admin.ActionOrgCreate, admin.Target{})
-	v.Levels = []int{users.LevelSelfRegistered, users.LevelInPerson - 1, users.LevelInPerson}
+	v.Levels = []int{users.LevelSelfRegistered, users.LevelVerified, users.LevelInPerson}
 	v.Kinds = []string{string(users.KindCitizen), string(users.KindEnterprise), string(users.KindStaff)}
 	v.Statuses = []string{string(users.StatusActive), string(users.StatusDisabled), string(users.StatusDeleted)}
 	v.OrgKinds = []string{"city", "department", "town", "street", "village", "community", "office"}
@@ -711,7 +711,7 @@ func (c *AdminConsole) showClients(w http.ResponseWriter, r *http.Request, cr *c
 		names[u.ID] = u.Name
 	}
 	for _, cl := range page.Items {
-		row := clientRow{ID: cl.ID, Name: cl.Name, OrgUnit: names[cl.OrgUnitID], Scopes: strings.Join(cl.Scopes, " "), Disabled: cl.Disabled}
+		row := clientRow{ID: cl.ID, Name: cl.Name, OrgUnit: names[cl.OrgUnitID], Disabled: cl.Disabled}
 		if row.OrgUnit == "" {
 			row.OrgUnit = cl.OrgUnitID
 		}
