@@ -47,3 +47,21 @@ func (api *API) membersOf(ctx context.Context, path, afterID string, limit int) 
 	}
 	return out, api.DB.Err(rows.Err())
 }
+
+// rootUnits lists the ids of the units at the top of the tree.
+func (api *API) rootUnits(ctx context.Context) ([]string, error) {
+	rows, err := api.DB.Query(ctx, `SELECT id FROM org_units WHERE parent_id IS NULL ORDER BY path`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, api.DB.Err(err)
+		}
+		out = append(out, id)
+	}
+	return out, api.DB.Err(rows.Err())
+}

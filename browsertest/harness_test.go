@@ -68,6 +68,7 @@ const (
 	userAlice = "browser-alice" // signs in with a password
 	userQR    = "browser-qr"    // signed in on the phone, approves a QR code
 	userA11y  = "browser-a11y"  // walks the pages the accessibility check covers
+	userAdmin = "browser-admin" // a super admin, for the admin console
 )
 
 // setUp builds sso, creates accounts and clients, starts the relying party,
@@ -131,6 +132,11 @@ func setUp() (*harness, error) {
 		}
 		hh.users[username] = password
 	}
+	adminPassword := rand.Text()
+	if _, err := cli(adminPassword+"\n", "user", "create", "--username", userAdmin, "--password-stdin", "--name", "控制台管理员", "--admin"); err != nil {
+		return fail(err)
+	}
+	hh.users[userAdmin] = adminPassword
 
 	hh.rp = newRelyingParty(hh.issuer)
 	hh.stop = append(hh.stop, hh.rp.close)

@@ -177,7 +177,13 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	pages.Register(mux)
 	devicePages.Register(mux)
 	provider.Register(mux)
-	adminAPI(a, provider, pages, accounts).Register(mux)
+	admins := adminAPI(a, provider, pages, accounts)
+	admins.Register(mux)
+	console, err := ui.NewAdminConsole(pages, admins)
+	if err != nil {
+		return nil, err
+	}
+	console.Register(mux)
 	if err := registerCerts(mux, a, provider); err != nil {
 		return nil, err
 	}
