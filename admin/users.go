@@ -233,7 +233,7 @@ func (api *API) searchUsers(w http.ResponseWriter, r *http.Request, a Actor) {
 	switch {
 	case q.username != "" || q.phone != "" || q.idNumber != "":
 		page, err = api.findOne(r.Context(), a, q)
-	case q.orgUnit != "": // within the unit, name narrows to names containing it
+	case q.orgUnit != "": // within the unit, name narrows to names starting with it
 		page, err = api.searchSubtree(r.Context(), a, q)
 	case q.name != "":
 		page, err = api.searchByName(r.Context(), a, q)
@@ -283,7 +283,7 @@ func (api *API) findOne(ctx context.Context, a Actor, q searchQuery) (userPage, 
 	if !Allowed(a, ActionUserSearch, t) && !Allowed(a, ActionUserRead, t) {
 		return userPage{}, nil
 	}
-	if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) || !strings.Contains(u.DisplayName, q.name) {
+	if (q.kind != "" && u.Kind != q.kind) || !statusMatches(q.status, u.Status) || !strings.HasPrefix(u.DisplayName, q.name) {
 		return userPage{}, nil
 	}
 	return userPage{Items: []*users.User{view(u)}}, nil
@@ -352,7 +352,7 @@ func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (user
 		if err != nil {
 			return userPage{}, err
 		}
-		if (q.kind == "" || u.Kind == q.kind) && statusMatches(q.status, u.Status) && strings.Contains(u.DisplayName, q.name) {
+		if (q.kind == "" || u.Kind == q.kind) && statusMatches(q.status, u.Status) && strings.HasPrefix(u.DisplayName, q.name) {
 			page.Items = append(page.Items, view(u))
 		}
 	}
@@ -363,7 +363,7 @@ func (api *API) searchSubtree(ctx context.Context, a Actor, q searchQuery) (user
 }
 
 func (api *API) listAll(ctx context.Context, q searchQuery) (userPage, error) {
-	list, err := api.Users.List(ctx, users.ListOptions{AfterID: q.after, Limit: q.limit, Kind: q.kind, Status: q.status, Name: q.name})
+	list, err := api.Users.List(ctx, users.ListOptions{AfterID: q.after, Limit: q.limit, Kind: q.kind, Status: q.status})
 	if err != nil {
 		return userPage{}, err
 	}

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,18 +117,5 @@ func (cp *CertificatePages) submit(w http.ResponseWriter, r *http.Request) {
 
 // render writes the page with the headers of every page (see Pages.render).
 func (cp *CertificatePages) render(w http.ResponseWriter, status int, v certificateView) {
-	var buf bytes.Buffer
-	if err := cp.tmpl.ExecuteTemplate(&buf, "layout", v); err != nil {
-		cp.p.log.Error("ui: render page", "page", pageCertificates, "err", err)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Language", v.Lang)
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	cp.p.writePage(w, cp.tmpl, pageCertificates, status, v.Lang, pageCSP, v)
 }

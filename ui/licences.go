@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -235,18 +234,5 @@ func (lp *LicencePages) answer(w http.ResponseWriter, r *http.Request, grant boo
 
 // render writes the page with the headers of every page (see Pages.render).
 func (lp *LicencePages) render(w http.ResponseWriter, status int, v licenceView) {
-	var buf bytes.Buffer
-	if err := lp.tmpl.ExecuteTemplate(&buf, "layout", v); err != nil {
-		lp.p.log.Error("ui: render page", "page", pageLicences, "err", err)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Language", v.Lang)
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	lp.p.writePage(w, lp.tmpl, pageLicences, status, v.Lang, pageCSP, v)
 }

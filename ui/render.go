@@ -116,21 +116,28 @@ func (p *Pages) newView(path, lang, returnTo string) view {
 // no-referrer browsers send "Origin: null" with form posts and the origin
 // check would refuse our own forms.
 func (p *Pages) render(w http.ResponseWriter, status int, page string, v view) {
-	var buf bytes.Buffer
 	v = p.withPasskeyScript(page, v)
 	v = p.withAccountLinks(page, v)
 	v = p.withQR(page, v)
-	if err := p.tmpl[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+	p.writePage(w, p.tmpl[page], page, status, v.Lang, cspFor(v), v)
+}
+
+// writePage executes tmpl's layout with data and writes it with the headers
+// every page carries; render and the pages of other features (licences,
+// signature requests, certificates) share it.
+func (p *Pages) writePage(w http.ResponseWriter, tmpl *template.Template, page string, status int, lang, csp string, data any) {
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, "layout", data); err != nil {
 		p.log.Error("ui: render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", cspFor(v))
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Language", v.Lang)
+	h.Set("Content-Language", lang)
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -226,18 +225,5 @@ func (sp *SignRequestPages) answer(w http.ResponseWriter, r *http.Request, appro
 
 // render writes the page with the headers of every page (see Pages.render).
 func (sp *SignRequestPages) render(w http.ResponseWriter, status int, v signView) {
-	var buf bytes.Buffer
-	if err := sp.tmpl.ExecuteTemplate(&buf, "layout", v); err != nil {
-		sp.p.log.Error("ui: render page", "page", pageSignRequests, "err", err)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Language", v.Lang)
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	sp.p.writePage(w, sp.tmpl, pageSignRequests, status, v.Lang, pageCSP, v)
 }

@@ -35,8 +35,6 @@ type ListOptions struct {
 	Limit   int    // default 100, at most 1000
 	Status  Status
 	Kind    Kind
-	// Name keeps the accounts whose display name contains it.
-	Name string
 }
 
 // SQLStore is the Store on SQLite or PostgreSQL. Phone and ID numbers are
@@ -262,10 +260,6 @@ func (s *SQLStore) List(ctx context.Context, o ListOptions) ([]*User, error) {
 		q += ` AND kind = ?`
 		args = append(args, string(o.Kind))
 	}
-	if o.Name != "" {
-		q += ` AND display_name LIKE ? ESCAPE '\'`
-		args = append(args, "%"+likeEscaper.Replace(o.Name)+"%")
-	}
 	limit := o.Limit
 	if limit <= 0 {
 		limit = 100
@@ -297,9 +291,6 @@ func (s *SQLStore) SearchByName(ctx context.Context, prefix, afterName, afterID 
 	args = append(args, min(limit, 1000))
 	return s.query(ctx, q+` ORDER BY `+name+`, id LIMIT ?`, args...)
 }
-
-// likeEscaper makes text match itself in a LIKE pattern.
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Count returns the number of accounts.
 func (s *SQLStore) Count(ctx context.Context) (int, error) {
