@@ -103,6 +103,9 @@ type failureState struct {
 type Refusal struct {
 	Until  time.Time
 	Locked bool
+	// Failures counts the key's failures in the current window, so that a
+	// success with none to forget writes nothing.
+	Failures int
 }
 
 // refusal is what st means for an attempt at now.

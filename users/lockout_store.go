@@ -21,14 +21,17 @@ func (l *Lockout) Check(ctx context.Context, key string) (time.Time, error) {
 // State is Check that also says whether the refusal is a lock.
 func (l *Lockout) State(ctx context.Context, key string) (Refusal, error) {
 	var until, retry sql.NullTime
-	err := l.d.Err(l.d.QueryRow(ctx, `SELECT locked_until, retry_after FROM login_failures WHERE key = ?`, key).Scan(&until, &retry))
+	var failures int
+	err := l.d.Err(l.d.QueryRow(ctx, `SELECT failures, locked_until, retry_after FROM login_failures WHERE key = ?`, key).Scan(&failures, &until, &retry))
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		return Refusal{}, nil
 	case err != nil:
 		return Refusal{}, fmt.Errorf("lockout %s: %w", key, err)
 	}
-	return failureState{lockedUntil: until.Time.UTC(), retryAfter: retry.Time.UTC()}.refusal(l.clock()), nil
+	r := failureState{lockedUntil: until.Time.UTC(), retryAfter: retry.Time.UTC()}.refusal(l.clock())
+	r.Failures = failures
+	return r, nil
 }
 
 // Fail counts one failed sign-in for key and returns when key's lock ends,

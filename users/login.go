@@ -84,7 +84,7 @@ func NewAuthenticator(store Store, hasher *PasswordHasher, lockout *Lockout, log
 // server fault. Every outcome is written to the audit log; if that write
 // fails, the sign-in fails with the write's error.
 func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password string, m RequestMeta) (*User, error) {
-	if err := a.checkLock(ctx, m, "", a.ipKey(m), map[string]string{"lock": "ip"}); err != nil {
+	if _, err := a.checkLock(ctx, m, "", a.ipKey(m), map[string]string{"lock": "ip"}); err != nil {
 		return nil, err
 	}
 	if len(identifier) > maxIdentifierBytes || len(password) > maxPasswordBytes {
@@ -98,7 +98,7 @@ func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password 
 		if masked != "" {
 			details["identifier"] = masked
 		}
-		if err := a.checkLock(ctx, m, "", unknownNameKey(identifier), details); err != nil {
+		if _, err := a.checkLock(ctx, m, "", unknownNameKey(identifier), details); err != nil {
 			return nil, err
 		}
 		a.hasher.DummyVerify(password)
@@ -113,7 +113,8 @@ func (a *Authenticator) PasswordLogin(ctx context.Context, identifier, password 
 // checkPassword is the sign-in of an account that exists.
 func (a *Authenticator) checkPassword(ctx context.Context, u *User, kind, password string, m RequestMeta) (*User, error) {
 	details := map[string]string{"identifier_type": kind}
-	if err := a.checkLock(ctx, m, u.ID, AccountKey(u.ID), details); err != nil {
+	state, err := a.checkLock(ctx, m, u.ID, AccountKey(u.ID), details)
+	if err != nil {
 		return nil, err
 	}
 	ok, needsRehash, reason, err := a.verify(u, password)
@@ -126,8 +127,10 @@ func (a *Authenticator) checkPassword(ctx context.Context, u *User, kind, passwo
 	if u.Status != StatusActive {
 		return nil, a.refuse(ctx, m, u.ID, reasonDisabled, details, ErrAccountDisabled)
 	}
-	if err := a.lockout.Reset(ctx, AccountKey(u.ID)); err != nil {
-		return nil, fmt.Errorf("sign-in of %s: %w", u.ID, err)
+	if state.Failures > 0 { // most sign-ins have no failures to forget: no write
+		if err := a.lockout.Reset(ctx, AccountKey(u.ID)); err != nil {
+			return nil, fmt.Errorf("sign-in of %s: %w", u.ID, err)
+		}
 	}
 	if needsRehash {
 		if u, err = a.rehash(ctx, u, password); err != nil {
@@ -202,17 +205,18 @@ func (a *Authenticator) ipKey(m RequestMeta) string {
 }
 
 // checkLock refuses the attempt, audited, while key is locked or must wait
-// after recent failures; the empty key never refuses.
-func (a *Authenticator) checkLock(ctx context.Context, m RequestMeta, subject, key string, details map[string]string) error {
+// after recent failures, and otherwise returns the key's state; the empty
+// key never refuses.
+func (a *Authenticator) checkLock(ctx context.Context, m RequestMeta, subject, key string, details map[string]string) (Refusal, error) {
 	if key == "" {
-		return nil
+		return Refusal{}, nil
 	}
 	r, err := a.lockout.State(ctx, key)
 	if err != nil {
-		return fmt.Errorf("sign-in: %w", err)
+		return r, fmt.Errorf("sign-in: %w", err)
 	}
 	if r.Until.IsZero() {
-		return nil
+		return r, nil
 	}
 	reason := reasonLocked
 	if !r.Locked {
@@ -221,7 +225,7 @@ func (a *Authenticator) checkLock(ctx context.Context, m RequestMeta, subject, k
 	if details["lock"] == "" {
 		details["lock"] = "account"
 	}
-	return a.refuse(ctx, m, subject, reason, details, &LockedError{Until: r.Until, Delay: !r.Locked})
+	return r, a.refuse(ctx, m, subject, reason, details, &LockedError{Until: r.Until, Delay: !r.Locked})
 }
 
 // unknownNameKey is the lockout key of an identifier that names no
