@@ -82,7 +82,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.loginFailed(w, r, v, err)
 		return
 	}
-	if p.startSecondFactor(w, r, u, returnTo, lang) {
+	if p.startSecondFactor(w, r, u, []string{"pwd"}, returnTo, lang) {
 		return // the session starts once the second factor is right
 	}
 	p.startSession(w, r, u, meta, returnTo, lang)

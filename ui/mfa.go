@@ -75,7 +75,7 @@ type mfaView struct {
 // password it reports whether the account needs a second factor and, if
 // so, has parked the sign-in and sent the browser to the code page. No
 // session exists until the code is right.
-func (p *Pages) startSecondFactor(w http.ResponseWriter, r *http.Request, u *users.User, returnTo, lang string) bool {
+func (p *Pages) startSecondFactor(w http.ResponseWriter, r *http.Request, u *users.User, amr []string, returnTo, lang string) bool {
 	if p.totp == nil {
 		return false
 	}
@@ -87,7 +87,11 @@ func (p *Pages) startSecondFactor(w http.ResponseWriter, r *http.Request, u *use
 	if !on {
 		return false
 	}
-	ch := &users.MFAChallenge{UserID: u.ID, ReturnTo: returnTo, AMR: []string{"pwd"}, ACR: u.AssuranceLevel}
+	acr := u.AssuranceLevel
+	if !slices.Contains(amr, "pwd") {
+		acr = min(acr, smsLoginMaxACR) // a code by SMS opened it
+	}
+	ch := &users.MFAChallenge{UserID: u.ID, ReturnTo: returnTo, AMR: amr, ACR: acr}
 	token, err := p.mfa.Start(r.Context(), ch)
 	if err != nil {
 		p.failInternal(w, r, lang, "start second factor", err)

@@ -124,6 +124,7 @@ type accountForm struct {
 	RegisterURL string // sign-in page: "" when self-registration is off
 	ResetURL    string // sign-in page: "" when reset is off
 	Token       string // reset by link: the link's token, posted back once
+	SMSLoginURL string // sign-in page: "" when codes by SMS are off
 	// PasskeyFirst offers registering with a passkey instead of a password.
 	PasskeyFirst bool
 }
@@ -134,6 +135,7 @@ func (p *Pages) registerAccounts(mux *http.ServeMux) {
 	mux.HandleFunc("POST /register", p.register)
 	mux.HandleFunc("GET /reset", p.resetForm)
 	mux.HandleFunc("POST /reset", p.reset)
+	p.registerSMSLogin(mux)
 }
 
 // withAccountLinks gives the sign-in page its links to registration and
@@ -143,6 +145,7 @@ func (p *Pages) withAccountLinks(page string, v view) view {
 		return v
 	}
 	v.Account.ResetURL = accountURL("/reset", v.ReturnTo)
+	v.Account.SMSLoginURL = accountURL(smsLoginPath, v.ReturnTo)
 	if p.accounts.SelfRegistration {
 		v.Account.RegisterURL = accountURL("/register", v.ReturnTo)
 	}

@@ -47,7 +47,7 @@ func parseTemplates() (templates, error) {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	t := templates{}
-	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing, pageAccount, pagePassword} {
+	for _, name := range []string{pageLogin, pageLogout, pageSignedOut, pageConsent, pageError, pagePasskeys, pageMFA, pageSecurity, pageTOTPEnrol, pageRegister, pageReset, pageVerify, pageActing, pageAccount, pagePassword, pageSMSLogin} {
 		clone, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout: %w", err)
