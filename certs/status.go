@@ -107,3 +107,26 @@ func (s *Service) RevokeUserCertificates(ctx context.Context, userID string, rea
 	}
 	return n, nil
 }
+
+// OwnedBy lists the active certificates a person holds, oldest first.
+func (s *Service) OwnedBy(ctx context.Context, userID string) ([]*Certificate, error) {
+	return s.store.activeOwnedBy(ctx, userID)
+}
+
+// RevokeOwned revokes one of the person's own active certificates (the
+// holder no longer wants it, or lost the key); a serial the person does not
+// hold is ErrNotRevocable, whoever holds it. The CRL is republished and the
+// revocation audited, as Revoke does.
+func (s *Service) RevokeOwned(ctx context.Context, userID, serial string, reason int) error {
+	serial = strings.ToLower(strings.TrimSpace(serial))
+	return s.store.db.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.store.bySerial(ctx, serial)
+		if errors.Is(err, db.ErrNotFound) || (err == nil && (userID == "" || c.OwnerUserID != userID)) {
+			return ErrNotRevocable
+		}
+		if err != nil {
+			return err
+		}
+		return s.Revoke(ctx, serial, reason)
+	})
+}

@@ -100,3 +100,51 @@ func TestRevokeUserCertificatesOnDisable(t *testing.T) {
 		}
 	})
 }
+
+func TestHolderRevokesOnlyOwnCertificate(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, _ := newTestService(t, d)
+		ca := initCA(t, s)
+		issue := func(owner string) *Certificate {
+			c, err := s.Issue(ctx, IssueRequest{Subject: pkix.Name{CommonName: owner}, Kind: KindUser, OwnerUserID: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		mine, theirs := issue("alice"), issue("bob")
+		if list, err := s.OwnedBy(ctx, "alice"); err != nil || len(list) != 1 || list[0].Serial != mine.Serial {
+			t.Fatalf("OwnedBy: %v, %v", list, err)
+		}
+		for _, tc := range []struct{ name, user, serial string }{
+			{"someone else's", "alice", theirs.Serial},
+			{"unknown", "alice", "00ff00ff"},
+			{"not hexadecimal", "alice", "zz"},
+			{"no user", "", mine.Serial},
+		} {
+			if err := s.RevokeOwned(ctx, tc.user, tc.serial, ReasonKeyCompromise); !errors.Is(err, ErrNotRevocable) {
+				t.Errorf("%s: %v, want ErrNotRevocable", tc.name, err)
+			}
+		}
+		if st, _ := s.StatusOf(ctx, theirs.Serial); st.Status != CertGood {
+			t.Fatalf("bob's certificate: %s", st.Status)
+		}
+		if err := s.RevokeOwned(ctx, "alice", strings.ToUpper(mine.Serial), ReasonKeyCompromise); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.StatusOf(ctx, mine.Serial); st.Status != CertRevoked || *st.RevocationReason != ReasonKeyCompromise {
+			t.Fatalf("after revocation: %+v", st)
+		}
+		listed := false
+		for _, e := range crlOf(t, s, ca).RevokedCertificateEntries {
+			listed = listed || serialHex(e.SerialNumber) == mine.Serial
+		}
+		if !listed {
+			t.Fatal("the CRL does not list the revoked certificate")
+		}
+		if err := s.RevokeOwned(ctx, "alice", mine.Serial, ReasonKeyCompromise); !errors.Is(err, ErrNotRevocable) {
+			t.Fatalf("revoked twice: %v", err)
+		}
+	})
+}

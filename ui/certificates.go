@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"time"
 
 	"github.com/govsso/sso/users"
 )
@@ -28,11 +29,28 @@ var (
 	ErrCertificateRequest = errors.New("ui: not a valid certificate request")
 )
 
-// CertificateService issues a certificate for a request the person pasted.
+// CertificateService issues a certificate for a request the person
+// pasted, and lists and revokes the certificates the person holds.
 type CertificateService interface {
 	// RequestCertificate returns the certificate and its chain in PEM.
 	RequestCertificate(ctx context.Context, s *users.Session, csrPEM string, m users.RequestMeta) (certPEM, chainPEM string, err error)
+	// OwnCertificates lists the person's active certificates.
+	OwnCertificates(ctx context.Context, userID string) ([]OwnCertificate, error)
+	// RevokeOwnCertificate revokes one of them; ErrCertificateNotYours for any other serial.
+	RevokeOwnCertificate(ctx context.Context, userID, serial string, m users.RequestMeta) error
 }
+
+// OwnCertificate is a certificate as its holder sees it listed.
+type OwnCertificate struct {
+	Serial, Subject string
+	NotAfter        time.Time
+}
+
+// ErrCertificateNotYours means the serial names no active certificate of the person.
+var ErrCertificateNotYours = errors.New("ui: no active certificate of yours has this serial")
+
+// certificatesRevokePath revokes one of the person's certificates.
+const certificatesRevokePath = certificatesPath + "/revoke"
 
 // CertificatePages serves /account/certificates.
 type CertificatePages struct {
@@ -45,7 +63,10 @@ type certificateView struct {
 	view
 	CertificatePEM, ChainPEM string
 	VerifyURL                string
+	Owned                    []ownCertificateRow
 }
+
+type ownCertificateRow struct{ Serial, Subject, NotAfter string }
 
 // NewCertificatePages returns the page over p's sessions, CSRF protection,
 // languages and error pages.
@@ -69,15 +90,65 @@ func NewCertificatePages(p *Pages, svc CertificateService) (*CertificatePages, e
 func (cp *CertificatePages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+certificatesPath, cp.form)
 	mux.HandleFunc("POST "+certificatesPath, cp.submit)
+	mux.HandleFunc("POST "+certificatesRevokePath, cp.revoke)
+}
+
+// withOwned adds the person's certificates to the page.
+func (cp *CertificatePages) withOwned(r *http.Request, userID string, v *certificateView) error {
+	list, err := cp.svc.OwnCertificates(r.Context(), userID)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		v.Owned = append(v.Owned, ownCertificateRow{Serial: c.Serial, Subject: c.Subject, NotAfter: c.NotAfter.In(chinaTime).Format(time.DateOnly)})
+	}
+	return nil
+}
+
+// revoke revokes one of the person's certificates: a lost key, a device
+// given away. Signatures made before stay valid for the time they were made.
+func (cp *CertificatePages) revoke(w http.ResponseWriter, r *http.Request) {
+	form, ok := cp.p.readForm(w, r)
+	if !ok {
+		return
+	}
+	s, ok := cp.p.accountSession(w, r, certificatesPath)
+	if !ok {
+		return
+	}
+	v := certificateView{view: cp.p.newView(certificatesPath, form.lang, "/")}
+	v.CSRF = cp.p.csrfToken(w, r)
+	serial := r.PostForm.Get("serial")
+	status := http.StatusOK
+	err := cp.svc.RevokeOwnCertificate(r.Context(), s.UserID, serial, accountMeta(r))
+	switch {
+	case err == nil:
+		v.Message = msg(form.lang, "certs.revoked")
+	case errors.Is(err, ErrCertificateNotYours):
+		status, v.Message = http.StatusNotFound, msg(form.lang, "certs.not_yours")
+	default:
+		cp.p.failInternal(w, r, form.lang, "revoke own certificate", err)
+		return
+	}
+	if err := cp.withOwned(r, s.UserID, &v); err != nil {
+		cp.p.failInternal(w, r, form.lang, "list certificates", err)
+		return
+	}
+	cp.render(w, status, v)
 }
 
 func (cp *CertificatePages) form(w http.ResponseWriter, r *http.Request) {
 	lang := cp.p.chooseLang(w, r, "/")
-	if _, ok := cp.p.accountSession(w, r, certificatesPath); !ok {
+	s, ok := cp.p.accountSession(w, r, certificatesPath)
+	if !ok {
 		return
 	}
 	v := certificateView{view: cp.p.newView(certificatesPath, lang, "/")}
 	v.CSRF = cp.p.csrfToken(w, r)
+	if err := cp.withOwned(r, s.UserID, &v); err != nil {
+		cp.p.failInternal(w, r, lang, "list certificates", err)
+		return
+	}
 	cp.render(w, http.StatusOK, v)
 }
 

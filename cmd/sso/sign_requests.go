@@ -41,7 +41,7 @@ func registerSignRequests(ctx context.Context, mux *http.ServeMux, a *app, provi
 		return err
 	}
 	sp.Register(mux)
-	cp, err := ui.NewCertificatePages(pages, certificatePages{sr: sr})
+	cp, err := ui.NewCertificatePages(pages, certificatePages{sr: sr, ca: ca})
 	if err != nil {
 		return err
 	}
@@ -145,8 +145,31 @@ func revokeCertificatesOnDisable(a *app) func(ctx context.Context, userID string
 }
 
 // certificatePages issues a certificate for a CSR pasted on the account
-// centre's page.
-type certificatePages struct{ sr *certs.SignRequests }
+// centre's page, and lists and revokes the person's certificates.
+type certificatePages struct {
+	sr *certs.SignRequests
+	ca *certs.Service
+}
+
+func (p certificatePages) OwnCertificates(ctx context.Context, userID string) ([]ui.OwnCertificate, error) {
+	list, err := p.ca.OwnedBy(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.OwnCertificate, 0, len(list))
+	for _, c := range list {
+		out = append(out, ui.OwnCertificate{Serial: c.Serial, Subject: c.Subject, NotAfter: c.NotAfter})
+	}
+	return out, nil
+}
+
+func (p certificatePages) RevokeOwnCertificate(ctx context.Context, userID, serial string, _ users.RequestMeta) error {
+	err := p.ca.RevokeOwned(ctx, userID, serial, certs.ReasonKeyCompromise)
+	if errors.Is(err, certs.ErrNotRevocable) || errors.Is(err, certs.ErrInvalid) {
+		return fmt.Errorf("%w: %w", ui.ErrCertificateNotYours, err)
+	}
+	return err
+}
 
 func (p certificatePages) RequestCertificate(ctx context.Context, s *users.Session, csrPEM string, m users.RequestMeta) (string, string, error) {
 	rec, chain, err := p.sr.IssueFromCSRWithChain(ctx, s.UserID, "", []byte(csrPEM), m)
