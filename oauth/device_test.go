@@ -143,7 +143,7 @@ func newDeviceEnv(t testing.TB, d *db.DB) *deviceEnv {
 
 // post sends a form, with Basic authentication when user is set, and
 // decodes the JSON answer.
-func (e *deviceEnv) post(t *testing.T, path string, form url.Values, user, pass string) (int, map[string]any) {
+func (e *deviceEnv) post(t testing.TB, path string, form url.Values, user, pass string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", e.url+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -163,13 +163,13 @@ func (e *deviceEnv) post(t *testing.T, path string, form url.Values, user, pass 
 }
 
 // poll asks the token endpoint for the tokens of a device code as the kiosk.
-func (e *deviceEnv) poll(t *testing.T, deviceCode string) (int, map[string]any) {
+func (e *deviceEnv) poll(t testing.TB, deviceCode string) (int, map[string]any) {
 	t.Helper()
 	return e.post(t, "/oauth2/token", url.Values{"grant_type": {oauth.GrantDeviceCode}, "device_code": {deviceCode}, "client_id": {"kiosk"}}, "", "")
 }
 
 // authorize starts a device authorization for the kiosk.
-func (e *deviceEnv) authorize(t *testing.T, scope string) (deviceCode, userCode string) {
+func (e *deviceEnv) authorize(t testing.TB, scope string) (deviceCode, userCode string) {
 	t.Helper()
 	status, out := e.post(t, "/oauth2/device/authorize", url.Values{"client_id": {"kiosk"}, "scope": {scope}}, "", "")
 	if status != http.StatusOK {

@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,6 +36,34 @@ func BenchmarkClientCredentialsHandler(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkRefreshHandler is one refresh-token rotation through the real
+// handler and storage, with an ID token (RS256) as the openid scope asks.
+func BenchmarkRefreshHandler(b *testing.B) {
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		b.Run(string(dialect), func(b *testing.B) {
+			e := newDeviceEnv(b, dbtest.Open(b, dialect))
+			deviceCode, userCode := e.authorize(b, "openid profile offline_access")
+			if err := e.p.DecideDevice(context.Background(), userCode, true, e.session, "192.0.2.1", "bench"); err != nil {
+				b.Fatal(err)
+			}
+			status, tok := e.poll(b, deviceCode)
+			if status != 200 {
+				b.Fatalf("tokens: %d %v", status, tok)
+			}
+			refresh := tok["refresh_token"].(string)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				status, out := e.post(b, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {"kiosk"}}, "", "")
+				if status != 200 {
+					b.Fatalf("refresh: %d %v", status, out)
+				}
+				refresh = out["refresh_token"].(string)
+			}
 		})
 	}
 }

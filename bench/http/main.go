@@ -40,13 +40,14 @@ func main() {
 	scenariosFlag := flag.String("scenarios", "client_credentials,client_credentials_jwt,introspection,refresh,authorization_code", "scenarios, comma-separated")
 	dbURL := flag.String("database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL to create a scratch schema in")
 	serverCPU := flag.String("server-cpu", "", "CPU list (taskset -c) to pin the server to, e.g. 0; empty: not pinned")
+	idTokenAlg := flag.String("id-token-alg", "", "ID token algorithm of the authorization-code client: RS256 (default) or ES256")
 	rawArgon2 := flag.Duration("raw-argon2", 0, "internal: hash for this long on every P and print hashes per second")
 	flag.Parse()
 	if *rawArgon2 > 0 {
 		fmt.Printf("%.2f\n", argon2Rate(*rawArgon2))
 		return
 	}
-	if err := run(*bin, *duration, *connsFlag, *scenariosFlag, *dbURL, *serverCPU); err != nil {
+	if err := run(*bin, *duration, *connsFlag, *scenariosFlag, *dbURL, *serverCPU, *idTokenAlg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-http:", err)
 		os.Exit(1)
 	}
@@ -89,7 +90,7 @@ func rawArgon2Rate(cpus string) (float64, error) {
 	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 }
 
-func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL, serverCPU string) error {
+func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL, serverCPU, idTokenAlg string) error {
 	var raw float64
 	if serverCPU != "" && strings.Contains(scenariosFlag, "password_login") {
 		var err error
@@ -110,6 +111,7 @@ func run(bin string, duration time.Duration, connsFlag, scenariosFlag, dbURL, se
 		return err
 	}
 	defer s.Stop()
+	s.WebIDTokenAlg = idTokenAlg
 	if err := s.Prepare(); err != nil {
 		return err
 	}

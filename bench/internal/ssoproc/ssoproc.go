@@ -99,6 +99,9 @@ type Server struct {
 	Bin  string
 	// Secret holds the client secrets Prepare created, by client id.
 	Secret map[string]string
+	// WebIDTokenAlg, when set before Prepare, is the ID token algorithm of
+	// the "web" client (RS256 by default, ES256 per client).
+	WebIDTokenAlg string
 }
 
 // Start runs `sso serve` and waits until /healthz/ready answers 200.
@@ -187,6 +190,9 @@ func (s *Server) Prepare() error {
 		{"--id", "cc", "--grant-type", "client_credentials", "--scope", "reports"},
 		{"--id", "ccjwt", "--grant-type", "client_credentials", "--scope", "reports", "--token-format", "jwt"},
 		{"--id", "web", "--first-party", "--redirect-uri", RedirectURI, "--scope", "openid profile offline_access"},
+	}
+	if s.WebIDTokenAlg != "" {
+		clients[2] = append(clients[2], "--id-token-alg", s.WebIDTokenAlg)
 	}
 	for _, args := range clients {
 		out, err := s.CLI("", append([]string{"client", "create", "--json"}, args...)...)
