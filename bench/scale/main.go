@@ -90,7 +90,7 @@ func run(bin string, duration time.Duration, nodesFlag string, conns int, dbURL 
 	fmt.Printf("bench-scale: %d clients, %s per loop; CPU seconds are the nodes' sum and all postgres processes' (other users of the server included)\n", conns, duration)
 	fmt.Printf("%-26s %5s %9s %9s %9s %7s %10s %10s\n", "loop", "nodes", "req/s", "p50", "p99", "errors", "nodes cpu", "pg cpu")
 	for _, n := range counts {
-		rs, err := runNodes(bin, n, duration, conns, dbURL, maxConns)
+		rs, hits, err := runNodes(bin, n, duration, conns, dbURL, maxConns)
 		if err != nil {
 			return fmt.Errorf("%d nodes: %w", n, err)
 		}
@@ -100,21 +100,23 @@ func run(bin string, duration time.Duration, nodesFlag string, conns int, dbURL 
 				fmt.Printf("  first error: %s\n", r.firstErr)
 			}
 		}
+		fmt.Printf("  requests per node through the proxy: %v\n", hits)
 	}
 	return nil
 }
 
 // runNodes starts n nodes on a fresh schema behind a round-robin proxy and
-// measures every loop through it.
-func runNodes(bin string, n int, duration time.Duration, conns int, dbURL string, maxConns int) ([]result, error) {
+// measures every loop through it; it also returns how many requests
+// each node was sent.
+func runNodes(bin string, n int, duration time.Duration, conns int, dbURL string, maxConns int) ([]result, []int64, error) {
 	schemaURL, drop, err := ssoproc.Schema(dbURL, "sso_scale_")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer drop()
 	proxy, ln, err := ssoproc.ListenRoundRobin()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer proxy.Close()
 	kek := ssoproc.NewKEK()
@@ -123,25 +125,24 @@ func runNodes(bin string, n int, duration time.Duration, conns int, dbURL string
 		s, err := ssoproc.Start(ssoproc.Options{Bin: bin, Issuer: proxy.Base, DatabaseURL: schemaURL, KEK: kek,
 			Env: []string{"SSO_TRUSTED_PROXIES=127.0.0.1", "SSO_LOG_LEVEL=error", "SSO_DB_MAX_OPEN_CONNS=" + strconv.Itoa(maxConns)}})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer s.Stop()
 		nodes = append(nodes, s)
 	}
 	if err := nodes[0].Prepare(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	proxy.Serve(ln, nodes)
 	var out []result
 	for _, l := range loops {
 		r, err := measure(proxy.Base, nodes, l.prep, conns, duration)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", l.name, err)
+			return nil, nil, fmt.Errorf("%s: %w", l.name, err)
 		}
 		out = append(out, r)
 	}
-	fmt.Printf("  requests per node through the proxy: %v\n", proxy.Hits())
-	return out, nil
+	return out, proxy.Hits(), nil
 }
 
 func measure(base string, nodes []*ssoproc.Server, prep loop, conns int, d time.Duration) (result, error) {
