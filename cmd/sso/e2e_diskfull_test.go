@@ -67,13 +67,71 @@ func fillDisk(t *testing.T, path string) int64 {
 	return n
 }
 
+// fileSizeLimit makes every file of this process unable to grow past the
+// database file's current size (RLIMIT_FSIZE, no privileges needed): SQLite
+// sees a write error as on a full disk. The Go runtime ignores SIGXFSZ, so
+// the write fails with EFBIG instead of killing the process. Tests that are
+// not parallel run alone, so nothing else writes while the limit holds.
+func fileSizeLimit(t *testing.T, dbPath string) (fill, free func()) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Skipf("no file size limit here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old) })
+	return func() {
+			fi, err := os.Stat(dbPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: uint64(fi.Size()), Max: old.Max}); err != nil {
+				t.Fatal(err)
+			}
+		}, func() {
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+				t.Fatal(err)
+			}
+		}
+}
+
 // With the disk under SQLite full, requests that write answer 503 with
 // Retry-After (no 500, no hang), reads still work, nothing committed is lost,
 // and once space returns the same server takes writes again without a restart.
+// "tmpfs" fills a real, small file system (root only); "file size limit"
+// runs anywhere and fails SQLite's writes the same way.
 func TestSQLiteDiskFull(t *testing.T) {
-	disk := mountSmallDisk(t, "16m")
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) (dbPath string, fill, free func())
+	}{
+		{"tmpfs", func(t *testing.T) (string, func(), func()) {
+			disk := mountSmallDisk(t, "16m")
+			filler := filepath.Join(disk, "filler")
+			return filepath.Join(disk, "sso.db"), func() {
+					if n := fillDisk(t, filler); n == 0 {
+						t.Fatal("the disk was full before the test filled it")
+					}
+				}, func() {
+					if err := os.Remove(filler); err != nil {
+						t.Fatal(err)
+					}
+				}
+		}},
+		{"file size limit", func(t *testing.T) (string, func(), func()) {
+			dbPath := filepath.Join(t.TempDir(), "sso.db")
+			fill, free := fileSizeLimit(t, dbPath)
+			return dbPath, fill, free
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dbPath, fill, free := tc.setup(t)
+			testSQLiteDiskFull(t, dbPath, fill, free)
+		})
+	}
+}
+
+func testSQLiteDiskFull(t *testing.T, dbPath string, fill, free func()) {
 	te := newTestEnv(t, db.SQLite)
-	te["SSO_DATABASE_URL"] = "sqlite://" + filepath.Join(disk, "sso.db")
+	te["SSO_DATABASE_URL"] = "sqlite://" + dbPath
 	if r := te.run(t, "a long test passphrase\n", "user", "create", "--username", "alice", "--password-stdin", "--name", "Alice"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
@@ -117,10 +175,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 		}
 	}
 
-	filler := filepath.Join(disk, "filler")
-	if n := fillDisk(t, filler); n == 0 {
-		t.Fatal("the disk was full before the test filled it")
-	}
+	fill()
 
 	// Pages freed inside SQLite's files may absorb a few writes; keep writing
 	// until one needs space the disk no longer has.
@@ -183,9 +238,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 		}
 	})
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	t.Run("recovers without a restart", func(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
