@@ -5,7 +5,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search bench-ui run test-browser soak fuzz
+.PHONY: test fmt-check vet build bench bench-startup bench-http bench-login bench-search bench-ui run test-browser soak fuzz bench-certs
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -66,6 +66,13 @@ soak: build
 .PHONY: bench-scale
 bench-scale: build
 	$(GO) run ./bench/scale -bin bin/sso -duration 20s -nodes 1,2,3
+
+# SM2 sign/verify, CMS sign/verify (SQLite), and licence verification and
+# status over HTTP on loopback on SQLite and PostgreSQL; then `openssl speed
+# sm2` on the same machine for comparison.
+bench-certs:
+	$(GO) test -run '^$$' -bench 'SM2|CMS|LicenceVerifyHTTP' -benchtime 2s ./certs/
+	openssl speed -seconds 3 sm2
 
 # The sign-in page: server-side render time (p50, p99 over 1,000) and weight (HTML + CSS + JS).
 bench-ui:

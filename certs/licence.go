@@ -119,6 +119,17 @@ type LicenceConfig struct {
 	Users interface {
 		Get(ctx context.Context, id string) (*users.User, error)
 	}
+	// Enterprises finds an enterprise account's credit code (its licences
+	// are held under it) and says whether a person may act for it; nil
+	// means enterprise accounts hold no licences here.
+	Enterprises interface {
+		Get(ctx context.Context, id string) (*users.Enterprise, error)
+		CheckAgent(ctx context.Context, enterpriseID, userID string) error
+	}
+	// ActingFor says which enterprise account the request's access token
+	// was issued to act for ("" when none); the holder endpoints then
+	// read that enterprise's licences, while the person may still act for it.
+	ActingFor func(r *http.Request) (string, error)
 }
 
 // Licences issues, verifies and manages electronic licences sealed by the

@@ -37,26 +37,61 @@ type LicenceConsent struct {
 }
 
 // holderIndexOf is the index under which an account's own licences are
-// found: its verified resident ID number. Below level 2 the number is
-// only claimed, so nothing is found.
-func (l *Licences) holderIndexOf(u *users.User) (string, bool) {
-	if u == nil || u.AssuranceLevel < SignLevel || u.IDNumber == "" {
-		return "", false
+// found: a person's verified resident ID number, an enterprise's unified
+// social credit code. Below level 2 a person's number is only claimed, so
+// nothing is found.
+func (l *Licences) holderIndexOf(ctx context.Context, u *users.User) (string, bool, error) {
+	if u == nil {
+		return "", false, nil
+	}
+	if u.Kind == users.KindEnterprise {
+		if l.cfg.Enterprises == nil {
+			return "", false, nil
+		}
+		ent, err := l.cfg.Enterprises.Get(ctx, u.ID)
+		if errors.Is(err, db.ErrNotFound) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		code, err := users.NormalizeCreditCode(ent.CreditCode)
+		if err != nil {
+			return "", false, nil
+		}
+		return l.holderIndex(HolderCreditCode, code), true, nil
+	}
+	if u.AssuranceLevel < SignLevel || u.IDNumber == "" {
+		return "", false, nil
 	}
 	n, err := users.NormalizeIDNumber(u.IDNumber)
 	if err != nil {
-		return "", false
+		return "", false, nil
 	}
-	return l.holderIndex(HolderResidentID, n), true
+	return l.holderIndex(HolderResidentID, n), true, nil
+}
+
+// ActingHolder returns the enterprise account whose licences personID sees
+// and consents for while acting for it; users.ErrNotAgent (wrapped) unless
+// the person is, right now, its legal representative or an agent, since a
+// session keeps its choice after the person's right to act is taken away.
+func (l *Licences) ActingHolder(ctx context.Context, personID, enterpriseID string) (*users.User, error) {
+	if l.cfg.Enterprises == nil || l.cfg.Users == nil {
+		return nil, fmt.Errorf("certs: acting for enterprises is not configured: %w", users.ErrNotAgent)
+	}
+	if err := l.cfg.Enterprises.CheckAgent(ctx, enterpriseID, personID); err != nil {
+		return nil, fmt.Errorf("certs: act for %s: %w", enterpriseID, err)
+	}
+	return l.cfg.Users.Get(ctx, enterpriseID)
 }
 
 // HolderLicences lists the current version of every licence held by the
 // account (found by its verified ID number), newest first, with the
 // effective status.
 func (l *Licences) HolderLicences(ctx context.Context, u *users.User) ([]*Licence, error) {
-	idx, ok := l.holderIndexOf(u)
-	if !ok {
-		return []*Licence{}, nil
+	idx, ok, err := l.holderIndexOf(ctx, u)
+	if err != nil || !ok {
+		return []*Licence{}, err
 	}
 	list, err := l.store.byHolder(ctx, idx)
 	if err != nil {
@@ -75,7 +110,10 @@ func (l *Licences) holderLicence(ctx context.Context, u *users.User, identifier 
 	if err != nil {
 		return nil, err
 	}
-	idx, ok := l.holderIndexOf(u)
+	idx, ok, err := l.holderIndexOf(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, db.ErrNotFound
 	}
@@ -93,6 +131,13 @@ func (l *Licences) holderLicence(ctx context.Context, u *users.User, identifier 
 // GrantLicenceConsent lets clientID read the holder's licences of a type
 // (the holder must hold one); audited licence.consent.grant.
 func (l *Licences) GrantLicenceConsent(ctx context.Context, u *users.User, clientID, typeCode string, m users.RequestMeta) error {
+	return l.GrantLicenceConsentAs(ctx, u, u.ID, clientID, typeCode, m)
+}
+
+// GrantLicenceConsentAs is GrantLicenceConsent made by actorID for the
+// holder: a person acting for an enterprise consents for the enterprise
+// account, and the audit record names the person as the actor.
+func (l *Licences) GrantLicenceConsentAs(ctx context.Context, u *users.User, actorID, clientID, typeCode string, m users.RequestMeta) error {
 	if clientID == "" {
 		return wrapInvalid("client_id is required")
 	}
@@ -105,17 +150,23 @@ func (l *Licences) GrantLicenceConsent(ctx context.Context, u *users.User, clien
 		if err := l.store.grantConsent(ctx, u.ID, clientID, typeCode, l.ca.now()); err != nil {
 			return err
 		}
-		return l.holderAudit(ctx, u.ID, clientID, "licence.consent.grant", typeCode, audit.ResultSuccess, m)
+		return l.holderAuditAs(ctx, actorID, u.ID, clientID, "licence.consent.grant", typeCode, audit.ResultSuccess, m)
 	})
 }
 
 // RevokeLicenceConsent withdraws a consent; audited licence.consent.revoke.
 func (l *Licences) RevokeLicenceConsent(ctx context.Context, userID, clientID, typeCode string, m users.RequestMeta) error {
+	return l.RevokeLicenceConsentAs(ctx, userID, userID, clientID, typeCode, m)
+}
+
+// RevokeLicenceConsentAs is RevokeLicenceConsent made by actorID for the
+// holder userID (a person acting for an enterprise).
+func (l *Licences) RevokeLicenceConsentAs(ctx context.Context, userID, actorID, clientID, typeCode string, m users.RequestMeta) error {
 	return l.store.db.InTx(ctx, func(ctx context.Context) error {
 		if err := l.store.revokeConsent(ctx, userID, clientID, typeCode); err != nil {
 			return err
 		}
-		return l.holderAudit(ctx, userID, clientID, "licence.consent.revoke", typeCode, audit.ResultSuccess, m)
+		return l.holderAuditAs(ctx, actorID, userID, clientID, "licence.consent.revoke", typeCode, audit.ResultSuccess, m)
 	})
 }
 
@@ -181,12 +232,16 @@ func (l *Licences) allowedTypes(ctx context.Context, userID, clientID string) (m
 }
 
 func (l *Licences) holderAudit(ctx context.Context, userID, clientID, action, detail, result string, m users.RequestMeta) error {
-	if l.ca.cfg.Audit == nil {
-		return nil
-	}
 	actor := userID
 	if action == "licence.read" {
 		actor = "client:" + clientID
+	}
+	return l.holderAuditAs(ctx, actor, userID, clientID, action, detail, result, m)
+}
+
+func (l *Licences) holderAuditAs(ctx context.Context, actor, userID, clientID, action, detail, result string, m users.RequestMeta) error {
+	if l.ca.cfg.Audit == nil {
+		return nil
 	}
 	_, err := l.ca.cfg.Audit.Append(ctx, audit.Event{Actor: actor, Subject: userID, ClientID: clientID, Action: action,
 		Result: result, IP: m.IP, UserAgent: m.UserAgent, Details: map[string]string{"licence": detail}})

@@ -101,6 +101,22 @@ func (l *Licences) authorizeHolder(w http.ResponseWriter, r *http.Request) (stri
 		}
 		userID = id
 	}
+	if userID != "" && l.cfg.ActingFor != nil {
+		// A token issued while the person acted for an enterprise reads
+		// the enterprise's licences, while the person may still act for it.
+		ent, err := l.cfg.ActingFor(r)
+		if err != nil {
+			l.fail(w, err)
+			return "", nil, false
+		}
+		if ent != "" {
+			if _, err := l.ActingHolder(r.Context(), userID, ent); err != nil {
+				writeProblem(w, http.StatusForbidden, "the person the access token was issued to may no longer act for the enterprise")
+				return "", nil, false
+			}
+			userID = ent
+		}
+	}
 	if userID == "" {
 		writeProblem(w, http.StatusForbidden, "the access token was issued to a client, not to a licence holder; name the holder with ?sub=")
 		return "", nil, false

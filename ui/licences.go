@@ -75,6 +75,7 @@ type licenceView struct {
 	QR       *qrView
 	Share    *LicenceShareInfo
 	Done     string
+	Acting   string // the enterprise the person acts for, "" for themself
 }
 
 type shareRow struct {
@@ -125,11 +126,15 @@ func (lp *LicencePages) list(w http.ResponseWriter, r *http.Request) {
 
 func (lp *LicencePages) renderList(w http.ResponseWriter, r *http.Request, status int, lang string, s *users.Session, done string) {
 	lics, shares, err := lp.svc.HolderLicences(r.Context(), s)
+	if lp.notAgent(w, r, lang, err) {
+		return
+	}
 	if err != nil {
 		lp.p.failInternal(w, r, lang, "list licences", err)
 		return
 	}
-	v := licenceView{view: lp.p.newView(licencesPath, lang, "/"), Licences: lics, Done: done, Statuses: map[string]string{}}
+	v := licenceView{view: lp.p.newView(licencesPath, lang, "/"), Licences: lics, Done: done, Statuses: map[string]string{},
+		Acting: lp.actingName(r.Context(), s)}
 	v.CSRF = lp.p.csrfToken(w, r)
 	for _, l := range lics {
 		v.Statuses[l.Identifier] = msg(lang, "licences.status_"+l.Status)
@@ -148,6 +153,9 @@ func (lp *LicencePages) qr(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	payload, exp, err := lp.svc.LicenceQR(r.Context(), s, id)
+	if lp.notAgent(w, r, lang, err) {
+		return
+	}
 	if errors.Is(err, ErrLicenceNotFound) {
 		lp.p.fail(w, r, http.StatusNotFound, lang, "licences.not_found_title", "licences.not_found")
 		return
@@ -179,7 +187,8 @@ func (lp *LicencePages) qr(w http.ResponseWriter, r *http.Request) {
 func (lp *LicencePages) shareForm(w http.ResponseWriter, r *http.Request) {
 	lang := lp.p.chooseLang(w, r, "/")
 	q := r.URL.Query()
-	if _, ok := lp.p.accountSession(w, r, licenceShare+"?"+url.Values{"client_id": {q.Get("client_id")}, "type_code": {q.Get("type_code")}}.Encode()); !ok {
+	s, ok := lp.p.accountSession(w, r, licenceShare+"?"+url.Values{"client_id": {q.Get("client_id")}, "type_code": {q.Get("type_code")}}.Encode())
+	if !ok {
 		return
 	}
 	info, err := lp.svc.DescribeShare(r.Context(), q.Get("client_id"), q.Get("type_code"))
@@ -191,7 +200,7 @@ func (lp *LicencePages) shareForm(w http.ResponseWriter, r *http.Request) {
 		lp.p.failInternal(w, r, lang, "describe licence share", err)
 		return
 	}
-	v := licenceView{view: lp.p.newView(licenceShare, lang, "/"), Share: info}
+	v := licenceView{view: lp.p.newView(licenceShare, lang, "/"), Share: info, Acting: lp.actingName(r.Context(), s)}
 	v.CSRF = lp.p.csrfToken(w, r)
 	lp.render(w, http.StatusOK, v)
 }
@@ -223,6 +232,7 @@ func (lp *LicencePages) answer(w http.ResponseWriter, r *http.Request, grant boo
 		err = lp.svc.RevokeLicenceShare(r.Context(), s, clientID, typeCode, accountMeta(r))
 	}
 	switch {
+	case lp.notAgent(w, r, form.lang, err):
 	case err == nil:
 		lp.renderList(w, r, http.StatusOK, form.lang, s, done)
 	case errors.Is(err, ErrLicenceShareInvalid):
@@ -230,6 +240,34 @@ func (lp *LicencePages) answer(w http.ResponseWriter, r *http.Request, grant boo
 	default:
 		lp.p.failInternal(w, r, form.lang, "answer licence share", err)
 	}
+}
+
+// notAgent answers 403 when the session acts for an enterprise the person
+// may no longer act for (their right was taken away after they chose it).
+func (lp *LicencePages) notAgent(w http.ResponseWriter, r *http.Request, lang string, err error) bool {
+	if !errors.Is(err, users.ErrNotAgent) {
+		return false
+	}
+	lp.p.fail(w, r, http.StatusForbidden, lang, "licences.not_agent_title", "acting.not_agent")
+	return true
+}
+
+// actingName names the enterprise the session acts for, so that the person
+// knows whose licences they see and for whom they consent.
+func (lp *LicencePages) actingName(ctx context.Context, s *users.Session) string {
+	if s.ActingFor == "" {
+		return ""
+	}
+	if lp.p.acting != nil {
+		if opts, err := lp.p.acting.ActingOptions(ctx, s.UserID); err == nil {
+			for _, e := range opts {
+				if e.ID == s.ActingFor {
+					return e.Name
+				}
+			}
+		}
+	}
+	return s.ActingFor
 }
 
 // render writes the page with the headers of every page (see Pages.render).

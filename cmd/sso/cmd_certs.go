@@ -34,7 +34,8 @@ func registerCerts(mux *http.ServeMux, a *app, provider *oauth.Provider) error {
 	}
 	s.Register(mux)
 	certs.NewLicences(s, a.kek, certs.LicenceConfig{Authenticate: bearerClient(provider),
-		AuthenticatePerson: bearerPerson(provider), ResolveSubject: provider.UserForSubject, Users: a.users}).Register(mux)
+		AuthenticatePerson: bearerPerson(provider), ResolveSubject: provider.UserForSubject, Users: a.users,
+		Enterprises: users.NewEnterprises(a.db, a.users), ActingFor: bearerActingFor(provider)}).Register(mux)
 	return nil
 }
 
@@ -60,6 +61,15 @@ func bearerPerson(provider *oauth.Provider) func(r *http.Request) (string, strin
 			return "", "", nil, errors.New("no bearer token")
 		}
 		return provider.IntrospectAccessToken(r.Context(), strings.TrimSpace(token))
+	}
+}
+
+// bearerActingFor says which enterprise the request's access token was
+// issued to act for, "" when none.
+func bearerActingFor(provider *oauth.Provider) func(r *http.Request) (string, error) {
+	return func(r *http.Request) (string, error) {
+		_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		return provider.AccessTokenActingFor(r.Context(), strings.TrimSpace(token))
 	}
 }
 

@@ -21,7 +21,8 @@ func registerLicencePages(mux *http.ServeMux, a *app, pages *ui.Pages) error {
 	if err != nil {
 		return err
 	}
-	lp, err := ui.NewLicencePages(pages, licencePages{lics: certs.NewLicences(ca, a.kek, certs.LicenceConfig{}), clients: a.oauth, users: a.users})
+	lp, err := ui.NewLicencePages(pages, licencePages{lics: certs.NewLicences(ca, a.kek, certs.LicenceConfig{Users: a.users,
+		Enterprises: users.NewEnterprises(a.db, a.users)}), clients: a.oauth, users: a.users})
 	if err != nil {
 		return err
 	}
@@ -37,8 +38,17 @@ type licencePages struct {
 	users   *users.SQLStore
 }
 
+// holder is whose licences the session sees: the person's own, or, while
+// they act for an enterprise they may still act for, the enterprise's.
+func (p licencePages) holder(ctx context.Context, s *users.Session) (*users.User, error) {
+	if s.ActingFor != "" {
+		return p.lics.ActingHolder(ctx, s.UserID, s.ActingFor)
+	}
+	return p.users.Get(ctx, s.UserID)
+}
+
 func (p licencePages) HolderLicences(ctx context.Context, s *users.Session) ([]ui.LicenceInfo, []ui.LicenceShareInfo, error) {
-	u, err := p.users.Get(ctx, s.UserID)
+	u, err := p.holder(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,7 +73,7 @@ func (p licencePages) HolderLicences(ctx context.Context, s *users.Session) ([]u
 		out = append(out, ui.LicenceInfo{Identifier: l.Identifier, Name: l.LicenceName, Number: l.LicenceNumber,
 			TypeName: typeName(l.TypeCode), Issuer: l.IssuerName, Status: string(l.Status), ValidTo: l.ValidTo})
 	}
-	consents, err := p.lics.LicenceConsents(ctx, s.UserID)
+	consents, err := p.lics.LicenceConsents(ctx, u.ID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,7 +90,7 @@ func (p licencePages) HolderLicences(ctx context.Context, s *users.Session) ([]u
 }
 
 func (p licencePages) LicenceQR(ctx context.Context, s *users.Session, identifier string) (string, time.Time, error) {
-	u, err := p.users.Get(ctx, s.UserID)
+	u, err := p.holder(ctx, s)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -119,15 +129,19 @@ func (p licencePages) GrantLicenceShare(ctx context.Context, s *users.Session, c
 	if _, err := p.DescribeShare(ctx, clientID, typeCode); err != nil {
 		return err
 	}
-	u, err := p.users.Get(ctx, s.UserID)
+	u, err := p.holder(ctx, s)
 	if err != nil {
 		return err
 	}
-	return p.lics.GrantLicenceConsent(ctx, u, clientID, typeCode, m)
+	return p.lics.GrantLicenceConsentAs(ctx, u, s.UserID, clientID, typeCode, m)
 }
 
 func (p licencePages) RevokeLicenceShare(ctx context.Context, s *users.Session, clientID, typeCode string, m users.RequestMeta) error {
-	err := p.lics.RevokeLicenceConsent(ctx, s.UserID, clientID, typeCode, m)
+	u, err := p.holder(ctx, s)
+	if err != nil {
+		return err
+	}
+	err = p.lics.RevokeLicenceConsentAs(ctx, u.ID, s.UserID, clientID, typeCode, m)
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("%w: %w", ui.ErrLicenceShareInvalid, err)
 	}
