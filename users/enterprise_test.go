@@ -304,3 +304,55 @@ func TestSessionStepUp(t *testing.T) {
 		}
 	})
 }
+
+// numericCreditCode makes a valid credit code whose first 17 characters are
+// digits, like most real ones (91110108551385082Q has that shape).
+func numericCreditCode() string {
+	for {
+		b := []byte("91")
+		for len(b) < 17 {
+			b = append(b, byte('0'+mrand.IntN(10)))
+		}
+		sum := 0
+		for i, c := range b {
+			sum += indexByte(creditAlphabet, c) * creditWeights[i]
+		}
+		code := string(append(b, creditAlphabet[(31-sum%31)%31]))
+		if _, err := NormalizeIDNumber(code); err != nil { // not also a valid ID number
+			return code
+		}
+	}
+}
+
+// An enterprise whose credit code has the shape of an ID number can be
+// registered, and signs in with its code like any other.
+func TestEnterpriseWithNumericCreditCode(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newLoginFixture(t, d, LockoutPolicy{})
+		rep := person(t, f.store, "legal-rep")
+		code := numericCreditCode()
+		ent, err := NewEnterprises(d, f.store).Create(ctx, code, "Numeric Code Trading Co.", rep.ID)
+		if err != nil {
+			t.Fatalf("create enterprise %s: %v", code, err)
+		}
+		hash, err := f.hasher.Hash("enterprise passphrase")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.Update(ctx, ent.ID, func(u *User) error { u.PasswordHash = hash; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		u, err := f.auth.PasswordLogin(ctx, code, "enterprise passphrase", meta)
+		if err != nil || u.ID != ent.ID {
+			t.Fatalf("sign-in by credit code: %+v, %v", u, err)
+		}
+		if _, err := f.auth.PasswordLogin(ctx, code, "wrong passphrase", meta); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("wrong password: %v", err)
+		}
+		// A citizen still may not take a name shaped like an ID number.
+		if err := f.store.Create(ctx, &User{Username: numericCreditCode(), Kind: KindCitizen}); err == nil {
+			t.Fatal("a citizen was named like an ID number")
+		}
+	})
+}

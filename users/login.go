@@ -189,6 +189,14 @@ func (a *Authenticator) find(ctx context.Context, identifier string) (u *User, k
 	}
 	if looksLikeIDNumber(strings.ToUpper(id)) {
 		u, err = a.store.GetByIDNumber(ctx, id) // an invalid number is simply not found
+		if errors.Is(err, db.ErrNotFound) {
+			if _, cerr := NormalizeCreditCode(id); cerr == nil {
+				// Many credit codes have the shape of an ID number; an
+				// enterprise's account is named by its code.
+				u, err = a.store.GetByUsername(ctx, id)
+				return u, "credit_code", "", err
+			}
+		}
 		return u, "id_number", MaskIDNumber(strings.ToUpper(id)), err
 	}
 	u, err = a.store.GetByUsername(ctx, id)

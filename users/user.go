@@ -126,6 +126,19 @@ func NormalizeUsername(s string) (string, error) {
 	return s, nil
 }
 
+// normalizeAccountName is NormalizeUsername, except that an enterprise's
+// account may be named by its unified social credit code even when the code
+// is all digits but the last, like a resident ID number: many are, and
+// sign-in tries such a name as an ID number first and then as a username.
+func normalizeAccountName(s string, kind Kind) (string, error) {
+	if kind == KindEnterprise {
+		if code, err := NormalizeCreditCode(s); err == nil {
+			return strings.ToLower(code), nil
+		}
+	}
+	return NormalizeUsername(s)
+}
+
 func looksLikeIDNumber(s string) bool {
 	if len(s) != 18 {
 		return false
@@ -216,7 +229,7 @@ func (u *User) Validate() error {
 func (u *User) Normalize() error {
 	v := &ValidationError{}
 	var err error
-	if u.Username, err = NormalizeUsername(u.Username); err != nil {
+	if u.Username, err = normalizeAccountName(u.Username, u.Kind); err != nil {
 		v.add("username", err)
 	}
 	if _, err := ParseKind(string(u.Kind)); err != nil {
