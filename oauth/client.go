@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -106,17 +108,21 @@ type Client struct {
 	JWKSURI                 string   `json:"jwks_uri"`
 	// JWKS is the client's public key set, inline; it is kept as given but
 	// encoding/json compacts it, so store it compact to round-trip byte for byte.
-	JWKS                     json.RawMessage `json:"jwks,omitempty"`
-	BackchannelLogoutURI     string          `json:"backchannel_logout_uri"`
-	FrontchannelLogoutURI    string          `json:"frontchannel_logout_uri"`
-	FirstParty               bool            `json:"first_party"`
-	AccessTokenFormat        string          `json:"access_token_format"`
-	IDTokenSignedResponseAlg string          `json:"id_token_signed_response_alg"`
-	SubjectType              string          `json:"subject_type"`
-	SectorIdentifierURI      string          `json:"sector_identifier_uri"`
-	RequirePKCE              bool            `json:"require_pkce"`
-	RequirePAR               bool            `json:"require_par"`
-	AllowIntrospection       bool            `json:"allow_introspection"`
+	JWKS                  json.RawMessage `json:"jwks,omitempty"`
+	BackchannelLogoutURI  string          `json:"backchannel_logout_uri"`
+	FrontchannelLogoutURI string          `json:"frontchannel_logout_uri"`
+	FirstParty            bool            `json:"first_party"`
+	// LogoURI is the client's logo as a data: URI (PNG or JPEG, at most
+	// MaxLogoBytes), shown on the sign-in and consent pages: a data URI, so
+	// that the pages never load anything from another server.
+	LogoURI                  string `json:"logo_uri,omitempty"`
+	AccessTokenFormat        string `json:"access_token_format"`
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg"`
+	SubjectType              string `json:"subject_type"`
+	SectorIdentifierURI      string `json:"sector_identifier_uri"`
+	RequirePKCE              bool   `json:"require_pkce"`
+	RequirePAR               bool   `json:"require_par"`
+	AllowIntrospection       bool   `json:"allow_introspection"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -221,6 +227,7 @@ func (c *Client) Validate() error {
 	v.checkEnum("id_token_signed_response_alg", c.IDTokenSignedResponseAlg, AlgRS256, AlgES256)
 	v.checkEnum("subject_type", c.SubjectType, SubjectPublic, SubjectPairwise)
 	v.checkWebURI("sector_identifier_uri", c.SectorIdentifierURI)
+	v.checkLogo("logo_uri", c.LogoURI)
 	v.checkSector(c)
 	if c.Public && !c.RequirePKCE {
 		v.add("require_pkce", "must be true for a public client: without PKCE a stolen code can be redeemed (RFC 9700)")
@@ -309,6 +316,48 @@ func (v *validator) checkWebURI(field, raw string) {
 		return
 	}
 	v.checkWebHost(field, u)
+}
+
+// MaxLogoBytes bounds a client's logo image.
+const MaxLogoBytes = 32 << 10
+
+// LogoDataURI makes the logo_uri of an image file: PNG or JPEG only, told
+// by its content, at most MaxLogoBytes.
+func LogoDataURI(image []byte) (string, error) {
+	if len(image) > MaxLogoBytes {
+		return "", fmt.Errorf("the logo must be at most %d KiB", MaxLogoBytes>>10)
+	}
+	switch t := http.DetectContentType(image); t {
+	case "image/png", "image/jpeg":
+		return "data:" + t + ";base64," + base64.StdEncoding.EncodeToString(image), nil
+	}
+	return "", errors.New("the logo must be a PNG or JPEG image")
+}
+
+// checkLogo accepts only what LogoDataURI makes: no link to another server,
+// no SVG (which can carry script), nothing large.
+func (v *validator) checkLogo(field, raw string) {
+	if raw == "" {
+		return
+	}
+	b64, ok := strings.CutPrefix(raw, "data:image/png;base64,")
+	if !ok {
+		b64, ok = strings.CutPrefix(raw, "data:image/jpeg;base64,")
+	}
+	if !ok {
+		v.add(field, "must be a data:image/png or data:image/jpeg base64 URI")
+		return
+	}
+	image, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		v.add(field, "must be valid base64")
+		return
+	}
+	if canonical, err := LogoDataURI(image); err != nil {
+		v.add(field, "%s", err.Error())
+	} else if canonical != raw {
+		v.add(field, "must name the image's real type")
+	}
 }
 
 // parseURI checks what every URI must be: short, absolute, fragment-free.

@@ -1,11 +1,14 @@
 package oauth_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"slices"
 	"strings"
 	"testing"
@@ -345,5 +348,43 @@ func TestGenerateSecret(t *testing.T) {
 			t.Fatal("GenerateSecret repeated a secret")
 		}
 		seen[s] = true
+	}
+}
+
+func TestClientLogo(t *testing.T) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 2, 2))); err != nil {
+		t.Fatal(err)
+	}
+	logo, err := oauth.LogoDataURI(buf.Bytes())
+	if err != nil || !strings.HasPrefix(logo, "data:image/png;base64,") {
+		t.Fatalf("LogoDataURI(png) = %.40q, %v", logo, err)
+	}
+	for name, b := range map[string][]byte{
+		"svg":          []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`),
+		"too big":      append(append([]byte{}, buf.Bytes()...), make([]byte, oauth.MaxLogoBytes)...),
+		"not an image": []byte("hello"),
+	} {
+		if _, err := oauth.LogoDataURI(b); err == nil {
+			t.Errorf("LogoDataURI(%s) accepted", name)
+		}
+	}
+	tests := []struct {
+		name, logo string
+		ok         bool
+	}{
+		{"png data URI", logo, true},
+		{"remote URL", "https://cdn.example.org/logo.png", false},
+		{"svg data URI", "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=", false},
+		{"png bytes called jpeg", strings.Replace(logo, "image/png", "image/jpeg", 1), false},
+		{"bad base64", "data:image/png;base64,!!!", false},
+	}
+	for _, tc := range tests {
+		c := &oauth.Client{ID: "app", Name: "App", RedirectURIs: []string{"https://app.example.org/cb"}, LogoURI: tc.logo}
+		c.ApplyDefaults()
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Validate = %v, want ok=%v", tc.name, err, tc.ok)
+		}
 	}
 }

@@ -130,6 +130,7 @@ type clientMetadata struct {
 	BackchannelLogoutURI     string          `json:"backchannel_logout_uri,omitempty"`
 	FrontchannelLogoutURI    string          `json:"frontchannel_logout_uri,omitempty"`
 	FirstParty               bool            `json:"first_party,omitempty"`
+	LogoURI                  string          `json:"logo_uri,omitempty"`
 	AccessTokenFormat        string          `json:"access_token_format"`
 	IDTokenSignedResponseAlg string          `json:"id_token_signed_response_alg"`
 	SubjectType              string          `json:"subject_type"`
@@ -153,6 +154,7 @@ func encodeMetadata(c *Client) (string, error) {
 		BackchannelLogoutURI:     c.BackchannelLogoutURI,
 		FrontchannelLogoutURI:    c.FrontchannelLogoutURI,
 		FirstParty:               c.FirstParty,
+		LogoURI:                  c.LogoURI,
 		AccessTokenFormat:        c.AccessTokenFormat,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		SubjectType:              c.SubjectType,
@@ -184,6 +186,7 @@ func decodeMetadata(c *Client, raw string) error {
 	c.BackchannelLogoutURI = m.BackchannelLogoutURI
 	c.FrontchannelLogoutURI = m.FrontchannelLogoutURI
 	c.FirstParty = m.FirstParty
+	c.LogoURI = m.LogoURI
 	c.AccessTokenFormat = m.AccessTokenFormat
 	c.IDTokenSignedResponseAlg = m.IDTokenSignedResponseAlg
 	c.SubjectType = m.SubjectType

@@ -52,7 +52,7 @@ func (p *Pages) consentForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v := p.newView("/consent", lang, returnTo)
 	v.CSRF = p.csrfToken(w, r)
-	v.ClientName = client.Name
+	v.clientMark(client)
 	v.Scopes = scopeWords(lang, req.scopes)
 	p.render(w, http.StatusOK, pageConsent, v)
 }

@@ -136,3 +136,40 @@ func TestConsentDeny(t *testing.T) {
 		}
 	}
 }
+
+// The consent and sign-in pages show the client's logo and department;
+// a logo that is not a PNG or JPEG data URI is never put in the page.
+func TestClientLogoAndDepartment(t *testing.T) {
+	const png = "data:image/png;base64,iVBORw0KGgo="
+	tests := []struct {
+		logo, wantImg string
+	}{
+		{png, `src="` + png + `"`},
+		{"javascript:alert(1)", ""},
+		{"https://cdn.example.org/logo.png", ""},
+	}
+	for _, tc := range tests {
+		f := newFixture(t, true)
+		p, err := New(Config{
+			Auth: f.auth, Sessions: f.sessions, Consents: f.consents, SecureCookies: true,
+			Clients: fakeClients{testClientID: {ID: testClientID, Name: testClientName, Logo: tc.logo, Department: "Tax Bureau"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.pages, f.mux = p, http.NewServeMux()
+		p.Register(f.mux)
+		_, token := f.sessions.start(t, f.user.ID)
+		session := &http.Cookie{Name: sessionCookie, Value: token}
+		for _, page := range []string{"/consent?lang=en&return_to=" + url.QueryEscape(authRequest), "/login?lang=en&return_to=" + url.QueryEscape(authRequest)} {
+			_, body := f.get(page, session)
+			if !strings.Contains(visibleText(body), "Department: Tax Bureau") {
+				t.Errorf("%s: no department in %q", page, visibleText(body))
+			}
+			if hasImg := strings.Contains(body, `<img src="data:image/png`); hasImg != (tc.wantImg != "") ||
+				(tc.wantImg != "" && !strings.Contains(body, tc.wantImg)) || strings.Contains(body, "javascript:") || strings.Contains(body, "cdn.example.org") {
+				t.Errorf("%s with logo %q: wrong image in the page", page, tc.logo)
+			}
+		}
+	}
+}

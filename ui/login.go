@@ -44,7 +44,7 @@ func (p *Pages) loginView(w http.ResponseWriter, r *http.Request, lang, returnTo
 	v.CSRF = p.csrfToken(w, r)
 	if id := returnQuery(returnTo).Get("client_id"); id != "" {
 		if c, err := p.clients.ClientInfo(r.Context(), id); err == nil {
-			v.ClientName = c.Name
+			v.clientMark(c)
 		} else {
 			// The authorization endpoint reports unknown clients; the
 			// form still works without the name.

@@ -70,11 +70,14 @@ type view struct {
 	Message   string // an error or notice, already translated
 	ReturnTo  string
 
-	Identifier  string   // login: what the person typed
-	ClientName  string   // login, consent: the client's display name
-	Scopes      []string // consent: what the client asks for, in words
-	ContinueURL string   // signed out: where to go next
-	Heading     string   // error page: its title, already translated
+	Identifier string // login: what the person typed
+	ClientName string // login, consent: the client's display name
+	// login, consent: the client's logo (a data URI) and department
+	ClientLogo       template.URL
+	ClientDepartment string
+	Scopes           []string // consent: what the client asks for, in words
+	ContinueURL      string   // signed out: where to go next
+	Heading          string   // error page: its title, already translated
 
 	PasskeyJS     string       // passkeys.js URL on pages that use it ("" elsewhere: no scripts)
 	Passkeys      []passkeyRow // account passkeys page

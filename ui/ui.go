@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/govsso/sso/users"
 )
@@ -33,6 +34,18 @@ type SessionStarter interface {
 type ClientInfo struct {
 	ID, Name   string
 	FirstParty bool
+	// Logo is a data:image/png or data:image/jpeg URI ("" for none);
+	// Department names the org unit the client belongs to ("" for none).
+	Logo, Department string
+}
+
+// clientMark fills the view's logo and department of c. Only a PNG or
+// JPEG data URI is shown, whatever the store holds.
+func (v *view) clientMark(c ClientInfo) {
+	v.ClientName, v.ClientDepartment = c.Name, c.Department
+	if strings.HasPrefix(c.Logo, "data:image/png;base64,") || strings.HasPrefix(c.Logo, "data:image/jpeg;base64,") {
+		v.ClientLogo = template.URL(c.Logo)
+	}
 }
 
 // Clients names the OAuth clients a sign-in or consent is for.

@@ -53,6 +53,7 @@ func runClientCreate(ctx context.Context, e env, args []string) error {
 	f.StringVar(&c.FrontchannelLogoutURI, "frontchannel-logout-uri", "", "URL loaded in a hidden frame at logout")
 	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's public keys (private_key_jwt)")
 	jwksFile := f.String("jwks-file", "", "file with the client's public JWK set (private_key_jwt)")
+	logoFile := f.String("logo-file", "", "PNG or JPEG logo (at most 32 KiB) shown on the sign-in and consent pages")
 	f.BoolVar(&c.FirstParty, "first-party", false, "the city's own application: no consent page")
 	f.StringVar(&c.AccessTokenFormat, "token-format", "", "access token format: opaque (default) or jwt")
 	f.StringVar(&c.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signature: RS256 (default) or ES256")
@@ -79,6 +80,15 @@ func runClientCreate(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("--jwks-file: %s is not JSON", *jwksFile)
 		}
 		c.JWKS = json.RawMessage(b)
+	}
+	if *logoFile != "" {
+		b, err := os.ReadFile(*logoFile)
+		if err != nil {
+			return fmt.Errorf("--logo-file: %w", err)
+		}
+		if c.LogoURI, err = oauth.LogoDataURI(b); err != nil {
+			return fmt.Errorf("--logo-file: %w", err)
+		}
 	}
 	c.ApplyDefaults()
 	var secret string

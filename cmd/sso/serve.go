@@ -148,7 +148,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		Auth:          auth,
 		Passwords:     auth,
 		Sessions:      a.sessions,
-		Clients:       clientInfo{a.oauth},
+		Clients:       clientInfo{a.oauth, users.NewOrgUnits(a.db)},
 		Consents:      a.oauth,
 		Passkeys:      passkeys,
 		Accounts:      accounts,
@@ -212,14 +212,23 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 }
 
 // clientInfo shows the pages a client's name without giving them the store.
-type clientInfo struct{ s *oauth.SQLStore }
+type clientInfo struct {
+	s     *oauth.SQLStore
+	units *users.OrgUnits
+}
 
 func (c clientInfo) ClientInfo(ctx context.Context, id string) (ui.ClientInfo, error) {
 	cl, err := c.s.GetClient(ctx, id)
 	if err != nil {
 		return ui.ClientInfo{}, err
 	}
-	return ui.ClientInfo{ID: cl.ID, Name: cl.Name, FirstParty: cl.FirstParty}, nil
+	info := ui.ClientInfo{ID: cl.ID, Name: cl.Name, FirstParty: cl.FirstParty, Logo: cl.LogoURI}
+	if cl.OrgUnitID != "" {
+		if u, err := c.units.Get(ctx, cl.OrgUnitID); err == nil {
+			info.Department = u.Name
+		}
+	}
+	return info, nil
 }
 
 // accountCentre gives the account centre its data without ui importing
