@@ -46,7 +46,7 @@ func codesSent(t *testing.T, phone string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(regexp.MustCompile(`one-time message.* to=` + phone + ` `).FindAll(log, -1))
+	return len(regexp.MustCompile(`one-time message.* to=`+phone+` `).FindAll(log, -1))
 }
 
 // press clicks the submit button of the form whose action is action and
