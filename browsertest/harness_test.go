@@ -75,6 +75,7 @@ const (
 	userSMS      = "browser-sms"      // signs in with a code sent to phoneSMS
 	userTOTP     = "browser-totp"     // turns two-step verification on
 	userSessions = "browser-sessions" // signed in twice, signs one out
+	userPasskey  = "browser-passkey"  // adds a passkey and signs in with it
 	phoneSMS     = "13900139000"
 )
 
@@ -108,7 +109,11 @@ func setUp() (*harness, error) {
 	if err != nil {
 		return fail(err)
 	}
-	hh.issuer = "http://" + addr
+	// The issuer is named localhost, not 127.0.0.1: browsers allow
+	// WebAuthn (passkeys) on a domain name only, and treat localhost as a
+	// secure origin over plain http. The server still listens on 127.0.0.1.
+	_, port, _ := net.SplitHostPort(addr)
+	hh.issuer = "http://localhost:" + port
 	key := make([]byte, 32)
 	rand.Read(key)
 	env := append(os.Environ(),
@@ -145,7 +150,7 @@ func setUp() (*harness, error) {
 	}
 	hh.users[userAdmin] = adminPassword
 	for _, u := range []struct{ username, name, phone string }{
-		{userSMS, "短信登录用户", phoneSMS}, {userTOTP, "两步验证用户", ""}, {userSessions, "两台设备", ""},
+		{userSMS, "短信登录用户", phoneSMS}, {userTOTP, "两步验证用户", ""}, {userSessions, "两台设备", ""}, {userPasskey, "通行密钥用户", ""},
 	} {
 		password := rand.Text()
 		args := []string{"user", "create", "--username", u.username, "--password-stdin", "--name", u.name}
