@@ -28,6 +28,9 @@ type harness struct {
 	browser context.Context // the shared browser; tests open contexts in it
 	users   map[string]string
 	stop    []func()
+	// serverLog is the server's log file: the log sender writes the SMS
+	// codes there, as a person would read them off their phone.
+	serverLog string
 }
 
 // h is the harness, or nil when setUp failed with setUpErr.
@@ -65,10 +68,15 @@ func need(t *testing.T) *harness {
 
 // Accounts the tests sign in with (passwords are generated).
 const (
-	userAlice = "browser-alice" // signs in with a password
-	userQR    = "browser-qr"    // signed in on the phone, approves a QR code
-	userA11y  = "browser-a11y"  // walks the pages the accessibility check covers
-	userAdmin = "browser-admin" // a super admin, for the admin console
+	userAlice    = "browser-alice"    // signs in with a password
+	userQR       = "browser-qr"       // signed in on the phone, approves a QR code
+	userA11y     = "browser-a11y"     // walks the pages the accessibility check covers
+	userAdmin    = "browser-admin"    // a super admin, for the admin console
+	userSMS      = "browser-sms"      // signs in with a code sent to phoneSMS
+	userTOTP     = "browser-totp"     // turns two-step verification on
+	userSessions = "browser-sessions" // signed in twice, signs one out
+	userPasskey  = "browser-passkey"  // adds a passkey and signs in with it
+	phoneSMS     = "13900139000"
 )
 
 // setUp builds sso, creates accounts and clients, starts the relying party,
@@ -101,7 +109,11 @@ func setUp() (*harness, error) {
 	if err != nil {
 		return fail(err)
 	}
-	hh.issuer = "http://" + addr
+	// The issuer is named localhost, not 127.0.0.1: browsers allow
+	// WebAuthn (passkeys) on a domain name only, and treat localhost as a
+	// secure origin over plain http. The server still listens on 127.0.0.1.
+	_, port, _ := net.SplitHostPort(addr)
+	hh.issuer = "http://localhost:" + port
 	key := make([]byte, 32)
 	rand.Read(key)
 	env := append(os.Environ(),
@@ -109,7 +121,7 @@ func setUp() (*harness, error) {
 		"SSO_DATA_DIR="+dir,
 		"SSO_KEY_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(key),
 		"SSO_PASSWORD_HASH_MEMORY_KIB=8192", "SSO_PASSWORD_HASH_ITERATIONS=1", "SSO_PASSWORD_HASH_PARALLELISM=1",
-		"SSO_LOG_LEVEL=warn", "SSO_BOOTSTRAP_ADMIN_PASSWORD="+rand.Text()+"Aa1!",
+		"SSO_LOG_LEVEL=info", "SSO_BOOTSTRAP_ADMIN_PASSWORD="+rand.Text()+"Aa1!",
 		"SSO_ADDR="+addr, "SSO_ISSUER="+hh.issuer,
 	)
 	cli := func(stdin string, args ...string) (string, error) {
@@ -137,6 +149,19 @@ func setUp() (*harness, error) {
 		return fail(err)
 	}
 	hh.users[userAdmin] = adminPassword
+	for _, u := range []struct{ username, name, phone string }{
+		{userSMS, "短信登录用户", phoneSMS}, {userTOTP, "两步验证用户", ""}, {userSessions, "两台设备", ""}, {userPasskey, "通行密钥用户", ""},
+	} {
+		password := rand.Text()
+		args := []string{"user", "create", "--username", u.username, "--password-stdin", "--name", u.name}
+		if u.phone != "" {
+			args = append(args, "--phone", u.phone)
+		}
+		if _, err := cli(password+"\n", args...); err != nil {
+			return fail(err)
+		}
+		hh.users[u.username] = password
+	}
 
 	hh.rp = newRelyingParty(hh.issuer)
 	hh.stop = append(hh.stop, hh.rp.close)
@@ -165,6 +190,7 @@ func setUp() (*harness, error) {
 	if err != nil {
 		return fail(err)
 	}
+	hh.serverLog = serverLog.Name()
 	srv := exec.Command(bin, "serve")
 	srv.Env, srv.Stdout, srv.Stderr = env, serverLog, serverLog
 	if err := srv.Start(); err != nil {

@@ -31,7 +31,19 @@ func (p *Pages) registerSMSLogin(mux *http.ServeMux) {
 func (p *Pages) smsLoginForm(w http.ResponseWriter, r *http.Request) {
 	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
 	lang := p.chooseLang(w, r, returnTo)
-	p.render(w, http.StatusOK, pageSMSLogin, p.accountView(w, r, smsLoginPath, lang, returnTo, stepPhone))
+	p.render(w, http.StatusOK, pageSMSLogin, p.smsLoginView(w, r, lang, returnTo))
+}
+
+// smsLoginView starts the page as loginView does, naming the client the
+// person signs in for, so that both ways to sign in say where they lead.
+func (p *Pages) smsLoginView(w http.ResponseWriter, r *http.Request, lang, returnTo string) view {
+	v := p.accountView(w, r, smsLoginPath, lang, returnTo, stepPhone)
+	if id := returnQuery(returnTo).Get("client_id"); id != "" {
+		if c, err := p.clients.ClientInfo(r.Context(), id); err == nil {
+			v.ClientName = c.Name
+		}
+	}
+	return v
 }
 
 // smsLogin handles both steps: "send" texts a code, "login" checks it.
@@ -40,7 +52,7 @@ func (p *Pages) smsLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v := p.accountView(w, r, smsLoginPath, form.lang, form.returnTo, stepPhone)
+	v := p.smsLoginView(w, r, form.lang, form.returnTo)
 	phone, ok := p.postedPhone(w, r, pageSMSLogin, v)
 	if !ok {
 		return

@@ -22,9 +22,15 @@ func TestSMSLoginSignsIn(t *testing.T) {
 		t.Fatal("the sign-in page does not link the text-message sign-in")
 	}
 	rt := "/oauth2/auth?client_id=" + testClientID
+	if _, body := f.get("/login/sms?lang=en&return_to=" + url.QueryEscape(rt)); !strings.Contains(visibleText(body), testClientName) {
+		t.Errorf("the page does not name the client signed in for:\n%s", visibleText(body))
+	}
 	resp, body := f.post("/login/sms?lang=en", url.Values{"action": {"send"}, "phone": {phone}, "return_to": {rt}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="code"`) {
 		t.Fatalf("send: %d\n%s", resp.StatusCode, visibleText(body))
+	}
+	if !strings.Contains(visibleText(body), testClientName) {
+		t.Errorf("the code step does not name the client signed in for:\n%s", visibleText(body))
 	}
 	_, code := f.sms.last(t, phone)
 	resp, body = f.post("/login/sms?lang=en", url.Values{"action": {"login"}, "phone": {phone}, "code": {wrongCode(code)}, "return_to": {rt}})

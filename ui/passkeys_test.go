@@ -358,6 +358,10 @@ func TestPasskeyAccountPage(t *testing.T) {
 		resp.Header.Get("Content-Security-Policy") != passkeyPageCSP {
 		t.Fatalf("page: %d %s", resp.StatusCode, body)
 	}
+	// The add button works only with the script that drives it.
+	if !strings.Contains(body, `id="passkey-register"`) || !strings.Contains(body, `<script src="`+f.pages.passkeyJS+`" defer>`) {
+		t.Errorf("the page offers to add a passkey without loading passkeys.js:\n%s", body)
+	}
 	for _, tc := range []struct {
 		path   string
 		form   url.Values
