@@ -40,7 +40,7 @@ func (p *Pages) smsLoginView(w http.ResponseWriter, r *http.Request, lang, retur
 	v := p.accountView(w, r, smsLoginPath, lang, returnTo, stepPhone)
 	if id := returnQuery(returnTo).Get("client_id"); id != "" {
 		if c, err := p.clients.ClientInfo(r.Context(), id); err == nil {
-			v.ClientName = c.Name
+			v.clientMark(c)
 		}
 	}
 	return v
