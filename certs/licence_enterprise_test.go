@@ -110,6 +110,16 @@ func TestLicenceEnterpriseHolder(t *testing.T) {
 		if _, err := f.lics.ActingHolder(ctx, people["stranger"].ID, ent.ID); !errors.Is(err, users.ErrNotAgent) {
 			t.Fatalf("a stranger acting: %v, want ErrNotAgent", err)
 		}
+		// A disabled enterprise shares nothing, even through its agents.
+		if _, err := us.Update(ctx, ent.ID, func(u *users.User) error { u.Status = users.StatusDisabled; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.lics.ActingHolder(ctx, people["rep"].ID, ent.ID); !errors.Is(err, users.ErrNotAgent) {
+			t.Fatalf("acting for a disabled enterprise: %v, want ErrNotAgent", err)
+		}
+		if _, err := us.Update(ctx, ent.ID, func(u *users.User) error { u.Status = users.StatusActive; return nil }); err != nil {
+			t.Fatal(err)
+		}
 
 		if err := f.lics.GrantLicenceConsentAs(ctx, acct, people["agent"].ID, "app", f.typ.TypeCode, users.RequestMeta{IP: "192.0.2.7"}); err != nil {
 			t.Fatal(err)

@@ -82,7 +82,15 @@ func (l *Licences) ActingHolder(ctx context.Context, personID, enterpriseID stri
 	if err := l.cfg.Enterprises.CheckAgent(ctx, enterpriseID, personID); err != nil {
 		return nil, fmt.Errorf("certs: act for %s: %w", enterpriseID, err)
 	}
-	return l.cfg.Users.Get(ctx, enterpriseID)
+	ent, err := l.cfg.Users.Get(ctx, enterpriseID)
+	if err != nil {
+		return nil, err
+	}
+	if ent.Status != users.StatusActive {
+		// A disabled or deleted enterprise shares nothing, as the API refuses too.
+		return nil, fmt.Errorf("certs: act for %s: enterprise %s: %w", enterpriseID, ent.Status, users.ErrNotAgent)
+	}
+	return ent, nil
 }
 
 // HolderLicences lists the current version of every licence held by the
