@@ -59,26 +59,11 @@ type Config struct {
 	// SecretOverlap is how long a rotated client secret keeps working, and
 	// the most a rotation request may ask for; 0 ends it at once.
 	SecretOverlap time.Duration
-	// ClientCache is told of every client changed, so the token endpoint
-	// of this node sees the change at once (oauth.Provider); nil is fine.
-	ClientCache ClientCache
 	// Enterprises keeps enterprises and their agents.
 	Enterprises *users.Enterprises
 	// Webhooks keeps change-event subscriptions and their outbox; nil
 	// turns change events off.
 	Webhooks *webhooks.Hub
-}
-
-// ClientCache forgets cached copies of a client (oauth.Provider).
-type ClientCache interface {
-	ForgetClient(id string)
-}
-
-// clientChanged tells the cache, after the change is committed.
-func (api *API) clientChanged(id string) {
-	if api.ClientCache != nil {
-		api.ClientCache.ForgetClient(id)
-	}
 }
 
 // API serves /admin/api/v1.

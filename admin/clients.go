@@ -137,7 +137,6 @@ func (api *API) patchClient(w http.ResponseWriter, r *http.Request, a Actor) {
 		out = c
 		return api.record(ctx, r, a, actionClientUpdate, id, map[string]string{"client_id": id})
 	})
-	api.clientChanged(id)
 	if err != nil {
 		api.writeError(w, r, err)
 		return
@@ -204,7 +203,6 @@ func (api *API) rotateSecret(w http.ResponseWriter, r *http.Request, a Actor) {
 		out = c
 		return api.record(ctx, r, a, actionClientRotateSecret, id, map[string]string{"client_id": id, "overlap": overlap.String()})
 	})
-	api.clientChanged(id)
 	if err != nil {
 		api.writeError(w, r, err)
 		return
@@ -229,7 +227,6 @@ func (api *API) deleteClient(w http.ResponseWriter, r *http.Request, a Actor) {
 		}
 		return api.record(ctx, r, a, audit.ActionClientDelete, id, map[string]string{"client_id": id})
 	})
-	api.clientChanged(id)
 	if err != nil {
 		api.writeError(w, r, err)
 		return

@@ -137,12 +137,3 @@ func (p *Provider) RevokeClientGrants(ctx context.Context, clientID string) (Gra
 // SubjectFor is the sub client c sees for a user (pairwise clients see a
 // derived one), for callers that match tokens or claims to accounts.
 func (p *Provider) SubjectFor(c *Client, userID string) string { return p.subjectFor(c, userID) }
-
-// ForgetClient drops this node's cached copy of a client, so that a
-// rotated secret or a disabled client takes effect here at once (other
-// nodes catch up within the cache's few seconds).
-func (p *Provider) ForgetClient(id string) {
-	p.storage.clients.mu.Lock()
-	defer p.storage.clients.mu.Unlock()
-	delete(p.storage.clients.entries, id)
-}

@@ -33,7 +33,6 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages, accounts *ui.Ac
 		Codes:         accounts.Codes,
 		Grants:        provider,
 		SecretOverlap: a.cfg.ClientSecretOverlap,
-		ClientCache:   provider,
 		Enterprises:   users.NewEnterprises(a.db, a.users),
 		OnDisable:     revokeCertificatesOnDisable(a),
 		Webhooks:      webhooks.NewHub(a.db, a.kek),
