@@ -217,12 +217,35 @@ func (s *fositeStorage) create(ctx context.Context, kind TokenKind, signature st
 		return err
 	}
 	t.Data = data
+	if b := batchOf(ctx); b != nil {
+		b.create(t)
+		return nil
+	}
 	return fositeErr(s.store.CreateToken(ctx, t))
+}
+
+// readToken reads a row, from the request's batch when it knows it.
+func (s *fositeStorage) readToken(ctx context.Context, kind TokenKind, signature string) (*Token, error) {
+	if b := batchOf(ctx); b != nil {
+		if t, ok, err := b.lookup(TokenRef{kind, key(signature)}); ok {
+			return t, err
+		}
+	}
+	return s.store.GetToken(ctx, kind, key(signature))
+}
+
+// deleteToken removes a row, at the end of the request when it has a batch.
+func (s *fositeStorage) deleteToken(ctx context.Context, kind TokenKind, signature string) error {
+	if b := batchOf(ctx); b != nil {
+		b.remove(TokenRef{kind, key(signature)})
+		return nil
+	}
+	return fositeErr(s.store.DeleteToken(ctx, kind, key(signature)))
 }
 
 // get loads a request; the returned token says whether it is still active.
 func (s *fositeStorage) get(ctx context.Context, kind TokenKind, signature string, session fosite.Session) (*fosite.AuthorizeRequest, *Token, error) {
-	t, err := s.store.GetToken(ctx, kind, key(signature))
+	t, err := s.readToken(ctx, kind, signature)
 	if err != nil {
 		return nil, nil, fositeErr(err)
 	}
@@ -281,9 +304,21 @@ func (s *fositeStorage) GetAuthorizeCodeSession(ctx context.Context, signature s
 	return req, nil
 }
 
-// InvalidateAuthorizeCodeSession marks a code used; it is kept to detect replay.
+// errCodeRedeemed is a code that another request redeemed between this
+// request's read of it and its redemption.
+var errCodeRedeemed = errors.New("authorization code already redeemed")
+
+// InvalidateAuthorizeCodeSession marks a code used; it is kept to detect
+// replay. Only one of concurrent redemptions gets past the update.
 func (s *fositeStorage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	return fositeErr(s.store.DeactivateToken(ctx, KindAuthorizeCode, key(signature)))
+	if b := batchOf(ctx); b != nil {
+		b.forget(TokenRef{KindAuthorizeCode, key(signature)})
+	}
+	err := s.store.DeactivateToken(ctx, KindAuthorizeCode, key(signature))
+	if errors.Is(err, db.ErrNotFound) {
+		return errCodeRedeemed
+	}
+	return fositeErr(err)
 }
 
 // CreateAccessTokenSession stores an access token.
@@ -334,15 +369,12 @@ func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature
 
 // RotateRefreshToken retires the used refresh token and its access token.
 func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	t, err := s.store.GetToken(ctx, KindRefreshToken, key(signature))
+	access, err := s.store.MarkTokenUsed(ctx, KindRefreshToken, key(signature), time.Now())
 	if err != nil {
 		return fositeErr(err)
 	}
-	if err := s.store.MarkTokenUsed(ctx, KindRefreshToken, key(signature), time.Now()); err != nil {
-		return fositeErr(err)
-	}
-	if t.AccessSignature != "" {
-		if err := s.store.DeleteToken(ctx, KindAccessToken, t.AccessSignature); err != nil && !errors.Is(err, db.ErrNotFound) {
+	if access != "" {
+		if err := s.store.DeleteToken(ctx, KindAccessToken, access); err != nil && !errors.Is(err, db.ErrNotFound) {
 			return fositeErr(err)
 		}
 	}
@@ -377,7 +409,7 @@ func (s *fositeStorage) GetOpenIDConnectSession(ctx context.Context, authorizeCo
 
 // DeleteOpenIDConnectSession forgets the ID-token request of a code.
 func (s *fositeStorage) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
-	return fositeErr(s.store.DeleteToken(ctx, KindOpenIDSession, key(authorizeCode)))
+	return s.deleteToken(ctx, KindOpenIDSession, authorizeCode)
 }
 
 // CreatePKCERequestSession stores the PKCE challenge of a code.
@@ -393,7 +425,7 @@ func (s *fositeStorage) GetPKCERequestSession(ctx context.Context, signature str
 
 // DeletePKCERequestSession forgets the PKCE challenge of a code.
 func (s *fositeStorage) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return fositeErr(s.store.DeleteToken(ctx, KindPKCE, key(signature)))
+	return s.deleteToken(ctx, KindPKCE, signature)
 }
 
 // CreatePARSession stores a pushed authorization request.
@@ -433,6 +465,11 @@ func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
 
 // Commit commits the transaction in ctx.
 func (s *fositeStorage) Commit(ctx context.Context) error {
+	if b := batchOf(ctx); b != nil {
+		if err := b.flushCreates(ctx, s.store); err != nil {
+			return fositeErr(err)
+		}
+	}
 	if ctx.Value(joinedTx{}) != nil {
 		return nil
 	}
@@ -442,6 +479,9 @@ func (s *fositeStorage) Commit(ctx context.Context) error {
 // Rollback abandons the transaction in ctx; a joined one fails with the
 // handler's error instead.
 func (s *fositeStorage) Rollback(ctx context.Context) error {
+	if b := batchOf(ctx); b != nil {
+		b.discardCreates()
+	}
 	if ctx.Value(joinedTx{}) != nil {
 		return nil
 	}

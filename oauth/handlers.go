@@ -186,9 +186,16 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	session := newIDSession(p.subjectFor(client, user.ID), user.ID, bs, client.ID, p.cfg.Issuer)
 	session.Claims.Nonce = form.Get("nonce")
-	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, session)
+	// The code, its OpenID Connect request and its PKCE challenge: one INSERT.
+	batchCtx, batch := withTokenBatch(ctx)
+	resp, err := p.oauth.NewAuthorizeResponse(batchCtx, ar, session)
+	if err == nil {
+		err = batch.flushCreates(ctx, p.store)
+	}
 	if err != nil {
-		p.writeAuthorizeError(ctx, w, ar, err)
+		if !unavailable(w, r, err) {
+			p.writeAuthorizeError(ctx, w, ar, err)
+		}
 		return
 	}
 	p.record(ctx, r, audit.Event{Actor: user.ID, Subject: user.ID, ClientID: client.ID, Action: "oauth.authorize", Result: audit.ResultSuccess,
@@ -309,13 +316,19 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return err
 	}
 	var err error
-	if r.PostFormValue("grant_type") == GrantClientCredentials {
+	switch grant := r.PostFormValue("grant_type"); grant {
+	case GrantClientCredentials:
 		// One token and its audit record: one transaction, one commit (the
 		// other grants manage their own transactions inside fosite, whose
 		// reuse revocations must commit even though the request fails).
 		err = p.d.InTx(ctx, issue)
-	} else {
+	case GrantAuthorizationCode, GrantRefreshToken:
+		err = p.batched(ctx, r, grant, issue)
+	default:
 		err = issue(ctx)
+	}
+	if errors.Is(err, errCodeRedeemed) {
+		err = p.refuseRedeemedCode(ctx, ar)
 	}
 	if err != nil {
 		if !unavailable(w, r, err) {
@@ -324,6 +337,46 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// batched runs a code exchange or a refresh with its token rows gathered in
+// a tokenBatch: a code's three rows read with one query, the new access and
+// refresh tokens written with one statement, the used PKCE and OpenID
+// Connect rows deleted with one more.
+func (p *Provider) batched(ctx context.Context, r *http.Request, grant string, issue func(context.Context) error) error {
+	ctx, batch := withTokenBatch(ctx)
+	defer func() {
+		// What is left of a redeemed code; should this fail, the rows
+		// are unusable without the code and housekeeping purges them.
+		if err := batch.flushDeletes(context.WithoutCancel(ctx), p.store); err != nil {
+			p.log.WarnContext(ctx, "deleting used code rows failed", "err", err)
+		}
+	}()
+	if code := r.PostFormValue("code"); grant == GrantAuthorizationCode && code != "" {
+		sig := key(p.tokens.AuthorizeCodeSignature(ctx, code))
+		refs := []TokenRef{{KindAuthorizeCode, sig}, {KindPKCE, sig}, {KindOpenIDSession, key(code)}}
+		if err := batch.prefetch(ctx, p.store, refs); err != nil {
+			return err
+		}
+	}
+	if err := issue(ctx); err != nil {
+		return err
+	}
+	return batch.flushCreates(ctx, p.store) // fosite committed them already; this is a safety net
+}
+
+// refuseRedeemedCode answers a code exchange that lost the race to another
+// redemption of the same code as invalid_grant, and revokes what the winner
+// was issued, as RFC 6749 section 4.1.2 asks of a code used twice.
+func (p *Provider) refuseRedeemedCode(ctx context.Context, ar fosite.AccessRequester) error {
+	if ar != nil && ar.GetID() != "" {
+		for _, revoke := range []func(context.Context, string) error{p.storage.RevokeAccessToken, p.storage.RevokeRefreshToken} {
+			if err := revoke(ctx, ar.GetID()); err != nil {
+				return fosite.ErrServerError.WithWrap(err)
+			}
+		}
+	}
+	return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 }
 
 // unavailable answers 503 with Retry-After when err says the database

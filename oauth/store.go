@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/govsso/sso/db"
@@ -75,10 +77,18 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// GetToken returns a token, active or not, or db.ErrNotFound.
 	GetToken(ctx context.Context, kind TokenKind, signature string) (*Token, error)
-	// DeactivateToken marks a token revoked, keeping the row so reuse can be detected.
+	// CreateTokens stores several tokens with one statement.
+	CreateTokens(ctx context.Context, ts []*Token) error
+	// GetTokens returns those of refs that exist, with one query.
+	GetTokens(ctx context.Context, refs []TokenRef) ([]*Token, error)
+	// DeactivateToken marks an active token revoked, keeping the row so
+	// reuse can be detected; an inactive or missing one is db.ErrNotFound.
 	DeactivateToken(ctx context.Context, kind TokenKind, signature string) error
-	// MarkTokenUsed deactivates a token and records the first time it was used.
-	MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) error
+	// MarkTokenUsed deactivates a token, records the first time it was
+	// used, and returns the access signature linked to it.
+	MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) (string, error)
+	// DeleteTokens removes those of refs that exist, with one statement.
+	DeleteTokens(ctx context.Context, refs []TokenRef) error
 	// DeleteToken removes a token.
 	DeleteToken(ctx context.Context, kind TokenKind, signature string) error
 	// DeactivateByRequestID deactivates the active tokens of one kind issued
@@ -91,6 +101,12 @@ type TokenStore interface {
 	DeleteBySubject(ctx context.Context, subject, clientID string) (int64, error)
 	// PurgeExpired removes at most limit tokens that expired before before.
 	PurgeExpired(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// TokenRef names one token row.
+type TokenRef struct {
+	Kind      TokenKind
+	Signature string
 }
 
 // SQLStore is the ClientStore and TokenStore on SQLite or PostgreSQL.
@@ -376,55 +392,135 @@ func nullTime(t time.Time) sql.NullTime {
 // CreateToken seals t.Data and inserts the token. Error messages never
 // include the signature.
 func (s *SQLStore) CreateToken(ctx context.Context, t *Token) error {
-	if t.Kind == "" || t.Signature == "" {
-		return errors.New("create token: kind and signature are required")
+	return s.CreateTokens(ctx, []*Token{t})
+}
+
+// tokenColumns are the columns of oauth_tokens, in the order scanToken reads.
+const tokenColumns = `kind, signature, request_id, client_id, subject, session_id, active, requested_at, expires_at,
+	first_used_at, access_signature, data`
+
+// CreateTokens seals each token's data and inserts them all with one
+// statement: an authorization writes three rows and a code exchange two,
+// and each round trip to PostgreSQL costs more than the rows do.
+func (s *SQLStore) CreateTokens(ctx context.Context, ts []*Token) error {
+	if len(ts) == 0 {
+		return nil
 	}
-	sealed, err := s.kek.Seal(t.Data, tokenAAD(t.Kind, t.Signature))
-	if err != nil {
-		return fmt.Errorf("create %s: seal data: %w", t.Kind, err)
+	var q strings.Builder
+	q.WriteString(`INSERT INTO oauth_tokens (` + tokenColumns + `) VALUES `)
+	args := make([]any, 0, 12*len(ts))
+	for i, t := range ts {
+		if t.Kind == "" || t.Signature == "" {
+			return errors.New("create token: kind and signature are required")
+		}
+		sealed, err := s.kek.Seal(t.Data, tokenAAD(t.Kind, t.Signature))
+		if err != nil {
+			return fmt.Errorf("create %s: seal data: %w", t.Kind, err)
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		args = append(args, string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.SessionID,
+			t.Active, dbTime(t.RequestedAt), dbTime(t.ExpiresAt), nullTime(t.FirstUsedAt), t.AccessSignature, sealed)
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, subject, session_id,
-		active, requested_at, expires_at, first_used_at, access_signature, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(t.Kind), t.Signature, t.RequestID, t.ClientID, t.Subject, t.SessionID,
-		t.Active, dbTime(t.RequestedAt), dbTime(t.ExpiresAt), nullTime(t.FirstUsedAt), t.AccessSignature, sealed)
+	_, err := s.db.Exec(ctx, q.String(), args...)
 	if errors.Is(err, db.ErrConflict) {
 		// db.ErrConflict reads "already exists"; the driver's message is
 		// dropped because PostgreSQL's may quote the key.
-		return fmt.Errorf("%s %w", t.Kind, db.ErrConflict)
+		return fmt.Errorf("%s %w", kindsOf(ts), db.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("create %s: %w", t.Kind, err)
+		return fmt.Errorf("create %s: %w", kindsOf(ts), err)
 	}
 	return nil
+}
+
+// kindsOf names the kinds of ts for an error message.
+func kindsOf(ts []*Token) string {
+	var kinds []string
+	for _, t := range ts {
+		if !slices.Contains(kinds, string(t.Kind)) {
+			kinds = append(kinds, string(t.Kind))
+		}
+	}
+	return strings.Join(kinds, "+")
 }
 
 // GetToken reads a token, active or not (callers detect reuse of a
 // deactivated one), and opens its data.
 func (s *SQLStore) GetToken(ctx context.Context, kind TokenKind, signature string) (*Token, error) {
-	t := Token{Kind: kind, Signature: signature}
+	t, err := s.scanToken(s.db.QueryRow(ctx, `SELECT `+tokenColumns+` FROM oauth_tokens WHERE kind = ? AND signature = ?`,
+		string(kind), signature))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", kind, err)
+	}
+	return t, nil
+}
+
+// GetTokens reads the tokens of refs that exist, in no particular order.
+func (s *SQLStore) GetTokens(ctx context.Context, refs []TokenRef) ([]*Token, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	where, args := refsWhere(refs)
+	rows, err := s.db.Query(ctx, `SELECT `+tokenColumns+` FROM oauth_tokens WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("get tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []*Token
+	for rows.Next() {
+		t, err := s.scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get tokens: %w", s.db.Err(err))
+	}
+	return out, nil
+}
+
+// refsWhere is the condition matching exactly refs.
+func refsWhere(refs []TokenRef) (string, []any) {
+	conds := make([]string, len(refs))
+	args := make([]any, 0, 2*len(refs))
+	for i, r := range refs {
+		conds[i] = `(kind = ? AND signature = ?)`
+		args = append(args, string(r.Kind), r.Signature)
+	}
+	return strings.Join(conds, " OR "), args
+}
+
+// scanToken reads one row of tokenColumns and opens its data.
+func (s *SQLStore) scanToken(row interface{ Scan(...any) error }) (*Token, error) {
+	var t Token
+	var kind string
 	var firstUsed sql.NullTime
 	var sealed []byte
-	err := s.db.QueryRow(ctx, `SELECT request_id, client_id, subject, session_id, active, requested_at, expires_at,
-		first_used_at, access_signature, data FROM oauth_tokens WHERE kind = ? AND signature = ?`, string(kind), signature).
-		Scan(&t.RequestID, &t.ClientID, &t.Subject, &t.SessionID, &t.Active, &t.RequestedAt, &t.ExpiresAt,
-			&firstUsed, &t.AccessSignature, &sealed)
+	err := row.Scan(&kind, &t.Signature, &t.RequestID, &t.ClientID, &t.Subject, &t.SessionID, &t.Active, &t.RequestedAt,
+		&t.ExpiresAt, &firstUsed, &t.AccessSignature, &sealed)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", kind, s.db.Err(err))
+		return nil, s.db.Err(err)
 	}
+	t.Kind = TokenKind(kind)
 	t.RequestedAt, t.ExpiresAt = t.RequestedAt.UTC(), t.ExpiresAt.UTC()
 	if firstUsed.Valid {
 		t.FirstUsedAt = firstUsed.Time.UTC()
 	}
-	if t.Data, err = s.kek.Open(sealed, tokenAAD(kind, signature)); err != nil {
-		return nil, fmt.Errorf("get %s: open data: %w", kind, err)
+	if t.Data, err = s.kek.Open(sealed, tokenAAD(t.Kind, t.Signature)); err != nil {
+		return nil, fmt.Errorf("open data: %w", err)
 	}
 	return &t, nil
 }
 
-// DeactivateToken sets active to false.
+// DeactivateToken sets active to false once: of two concurrent redemptions
+// of one authorization code, the second waits for the first's row lock and
+// then finds nothing to update.
 func (s *SQLStore) DeactivateToken(ctx context.Context, kind TokenKind, signature string) error {
-	err := s.db.ExecOne(ctx, `UPDATE oauth_tokens SET active = FALSE WHERE kind = ? AND signature = ?`, string(kind), signature)
+	err := s.db.ExecOne(ctx, `UPDATE oauth_tokens SET active = FALSE WHERE kind = ? AND signature = ? AND active = TRUE`, string(kind), signature)
 	if err != nil {
 		return fmt.Errorf("deactivate %s: %w", kind, err)
 	}
@@ -433,19 +529,34 @@ func (s *SQLStore) DeactivateToken(ctx context.Context, kind TokenKind, signatur
 
 // MarkTokenUsed deactivates the token and sets first_used_at unless it is
 // already set, so that the first redemption time survives replays.
-func (s *SQLStore) MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) error {
-	err := s.db.ExecOne(ctx, `UPDATE oauth_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?)
-		WHERE kind = ? AND signature = ?`, dbTime(at), string(kind), signature)
+// It returns the linked access signature, which a refresh rotation
+// deletes, so that the rotation needs no read first.
+func (s *SQLStore) MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) (string, error) {
+	var access string
+	err := s.db.Err(s.db.QueryRow(ctx, `UPDATE oauth_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?)
+		WHERE kind = ? AND signature = ? RETURNING access_signature`, dbTime(at), string(kind), signature).Scan(&access))
 	if err != nil {
-		return fmt.Errorf("mark %s used: %w", kind, err)
+		return "", fmt.Errorf("mark %s used: %w", kind, err)
 	}
-	return nil
+	return access, nil
 }
 
 // DeleteToken removes one token.
 func (s *SQLStore) DeleteToken(ctx context.Context, kind TokenKind, signature string) error {
 	if err := s.db.ExecOne(ctx, `DELETE FROM oauth_tokens WHERE kind = ? AND signature = ?`, string(kind), signature); err != nil {
 		return fmt.Errorf("delete %s: %w", kind, err)
+	}
+	return nil
+}
+
+// DeleteTokens removes the tokens of refs that exist.
+func (s *SQLStore) DeleteTokens(ctx context.Context, refs []TokenRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	where, args := refsWhere(refs)
+	if _, err := s.db.Exec(ctx, `DELETE FROM oauth_tokens WHERE `+where, args...); err != nil {
+		return fmt.Errorf("delete tokens: %w", err)
 	}
 	return nil
 }

@@ -415,7 +415,7 @@ func TestTokenConflictAndNotFound(t *testing.T) {
 		ops := map[string]func() error{
 			"get":        func() error { _, err := s.GetToken(ctx, oauth.KindAccessToken, missing); return err },
 			"deactivate": func() error { return s.DeactivateToken(ctx, oauth.KindAccessToken, missing) },
-			"mark used":  func() error { return s.MarkTokenUsed(ctx, oauth.KindAccessToken, missing, time.Now()) },
+			"mark used":  func() error { _, err := s.MarkTokenUsed(ctx, oauth.KindAccessToken, missing, time.Now()); return err },
 			"delete":     func() error { return s.DeleteToken(ctx, oauth.KindAccessToken, missing) },
 		}
 		for name, op := range ops {
@@ -460,10 +460,10 @@ func TestMarkTokenUsedKeepsFirstTime(t *testing.T) {
 		tok := newToken(oauth.KindAuthorizeCode, "req-1")
 		mustCreate(t, s, tok)
 		first := tok.RequestedAt.Add(time.Second)
-		if err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first); err != nil {
+		if _, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first.Add(time.Minute)); err != nil {
+		if _, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		got := mustGet(t, s, tok)
@@ -634,6 +634,67 @@ func TestOperationsInTransaction(t *testing.T) {
 		})
 		if !errors.Is(err, db.ErrNotFound) || exists(t, s, tok) {
 			t.Errorf("nested UpdateClient failure did not roll back the outer transaction: %v", err)
+		}
+	})
+}
+
+func TestTokensInOneStatement(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		code, pkce, other := newToken(oauth.KindAuthorizeCode, "req-1"), newToken(oauth.KindPKCE, "req-1"), newToken(oauth.KindAccessToken, "req-2")
+		pkce.Signature = code.Signature // the same key under another kind is another row
+		if err := s.CreateTokens(ctx, []*oauth.Token{code, pkce, other}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateTokens(ctx, []*oauth.Token{newToken(oauth.KindAccessToken, "req-3"), other}); !errors.Is(err, db.ErrConflict) {
+			t.Fatalf("a batch holding an existing token: %v, want ErrConflict", err)
+		}
+		missing := oauth.TokenRef{Kind: oauth.KindAccessToken, Signature: "no-such-signature"}
+		got, err := s.GetTokens(ctx, []oauth.TokenRef{{Kind: code.Kind, Signature: code.Signature}, {Kind: pkce.Kind, Signature: pkce.Signature}, missing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[oauth.TokenKind]string{}
+		for _, tok := range got {
+			kinds[tok.Kind] = string(tok.Data)
+		}
+		if len(got) != 2 || kinds[code.Kind] != string(code.Data) || kinds[pkce.Kind] != string(pkce.Data) {
+			t.Fatalf("GetTokens returned %d rows with kinds %v, want the code and the PKCE row with their data", len(got), kinds)
+		}
+		if err := s.DeleteTokens(ctx, []oauth.TokenRef{{Kind: pkce.Kind, Signature: pkce.Signature}, missing}); err != nil {
+			t.Fatal(err)
+		}
+		if exists(t, s, pkce) || !exists(t, s, code) || !exists(t, s, other) {
+			t.Error("DeleteTokens removed other rows or missed its own")
+		}
+	})
+}
+
+func TestDeactivateTokenOnlyOnce(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newStore(t, d)
+		code := newToken(oauth.KindAuthorizeCode, "req-1")
+		mustCreate(t, s, code)
+		if err := s.DeactivateToken(ctx, code.Kind, code.Signature); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeactivateToken(ctx, code.Kind, code.Signature); !errors.Is(err, db.ErrNotFound) {
+			t.Fatalf("second redemption: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestMarkTokenUsedReturnsAccessSignature(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		refresh := newToken(oauth.KindRefreshToken, "req-1")
+		refresh.AccessSignature = "the-access-signature"
+		s := newStore(t, d)
+		mustCreate(t, s, refresh)
+		got, err := s.MarkTokenUsed(context.Background(), refresh.Kind, refresh.Signature, time.Now())
+		if err != nil || got != refresh.AccessSignature {
+			t.Fatalf("MarkTokenUsed = %q, %v; want %q", got, err, refresh.AccessSignature)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,6 +392,40 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 			}
 			if got := tax.introspect("tax", taxSecret, first.AccessToken); got["active"] != false {
 				t.Fatalf("tokens of the first exchange survive: %v", got)
+			}
+		})
+		t.Run("code redeemed concurrently: one wins, its tokens are revoked, no 5xx", func(t *testing.T) {
+			c := code()
+			const n = 8
+			tokens := make(chan *oauth2.Token, n)
+			failures := make(chan error, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					tok, err := tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+					if err != nil {
+						failures <- err
+						return
+					}
+					tokens <- tok
+				})
+			}
+			wg.Wait()
+			close(tokens)
+			close(failures)
+			if len(tokens) > 1 {
+				t.Fatalf("%d exchanges of one code succeeded", len(tokens))
+			}
+			for err := range failures {
+				var re *oauth2.RetrieveError
+				if !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "invalid_grant" {
+					t.Errorf("a losing exchange got %v, want 400 invalid_grant", err)
+				}
+			}
+			for tok := range tokens {
+				if got := tax.introspect("tax", taxSecret, tok.AccessToken); got["active"] != false {
+					t.Errorf("the winner's token survives a concurrent second use of its code: %v", got)
+				}
 			}
 		})
 		t.Run("wrong PKCE verifier", func(t *testing.T) {
