@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/govsso/sso/audit"
@@ -70,6 +71,10 @@ type Config struct {
 type API struct {
 	Config
 	log *slog.Logger
+
+	// consoleMux routes Invoke's calls; built once, on first use.
+	consoleMux     *http.ServeMux
+	consoleMuxOnce sync.Once
 }
 
 // New returns the API.

@@ -82,10 +82,12 @@ func (api *API) Invoke(r *http.Request, method, pathAndQuery string, body any) R
 	if payload != nil {
 		in.Body, in.ContentLength = readCloser{bytes.NewReader(payload)}, int64(len(payload))
 	}
-	mux := http.NewServeMux()
-	api.Register(mux)
+	api.consoleMuxOnce.Do(func() {
+		api.consoleMux = http.NewServeMux()
+		api.Register(api.consoleMux)
+	})
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	mux.ServeHTTP(rec, in)
+	api.consoleMux.ServeHTTP(rec, in)
 	res := Result{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
 	if res.Status >= 400 {
 		p := &Problem{}
