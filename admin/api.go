@@ -47,6 +47,8 @@ type Config struct {
 	// OnDisable runs in the transaction that disables an account (cmd/sso
 	// revokes the person's signing certificates); nil does nothing.
 	OnDisable func(ctx context.Context, userID string) error
+	// OnDelete runs in the transaction that deletes an account, likewise.
+	OnDelete func(ctx context.Context, userID string) error
 
 	// ResetLinks, ResetURL (the reset page, issuer + "/reset") and Codes
 	// let administrators start password resets; nil or "" turns the

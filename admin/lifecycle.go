@@ -50,6 +50,11 @@ func (api *API) deleteUser(w http.ResponseWriter, r *http.Request, a Actor) {
 			return err
 		}
 		details := map[string]string{"sessions": strconv.FormatInt(sessions, 10)}
+		if api.OnDelete != nil {
+			if err := api.OnDelete(ctx, u.ID); err != nil {
+				return err
+			}
+		}
 		if api.Grants != nil {
 			n, err := api.Grants.RevokeUserGrants(ctx, u.ID)
 			if err != nil {

@@ -72,8 +72,9 @@ func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
 // RevokeUserCertificates revokes every active certificate a person owns,
 // with one new CRL, in the caller's transaction when there is one: an
 // account that is disabled can no longer sign, and relying parties learn so.
-// Each revocation is audited. It returns how many it revoked.
-func (s *Service) RevokeUserCertificates(ctx context.Context, userID string, reason int) (int, error) {
+// Each revocation is audited with cause (account_disabled,
+// account_deleted ...). It returns how many it revoked.
+func (s *Service) RevokeUserCertificates(ctx context.Context, userID string, reason int, cause string) (int, error) {
 	if userID == "" {
 		return 0, wrapInvalid("user id is required")
 	}
@@ -91,7 +92,7 @@ func (s *Service) RevokeUserCertificates(ctx context.Context, userID string, rea
 				return fmt.Errorf("certs: revoke %s: %w", c.Serial, err)
 			}
 			if err := s.record(ctx, "certs.revoke", userID, map[string]string{"certificate_id": c.ID, "serial": c.Serial,
-				"reason": fmt.Sprint(reason), "cause": "account_disabled"}); err != nil {
+				"reason": fmt.Sprint(reason), "cause": cause}); err != nil {
 				return err
 			}
 			n++
@@ -106,6 +107,27 @@ func (s *Service) RevokeUserCertificates(ctx context.Context, userID string, rea
 		return 0, err
 	}
 	return n, nil
+}
+
+// DestroyUserKeys is the certificates' part of erasing a deleted account:
+// it revokes what is still active and destroys the private keys the server
+// held for the person's certificates, so that nothing can sign in their
+// name again. The certificates themselves stay: they are public, and
+// verifying what the person signed before needs them. It returns how many
+// keys it destroyed.
+func (s *Service) DestroyUserKeys(ctx context.Context, userID string) (int, error) {
+	n := 0
+	err := s.store.db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.RevokeUserCertificates(ctx, userID, ReasonCessationOfOperation, "account_erased"); err != nil {
+			return err
+		}
+		var err error
+		if n, err = s.store.deleteOwnedKeys(ctx, userID); err != nil || n == 0 {
+			return err
+		}
+		return s.record(ctx, "certs.keys_destroyed", userID, map[string]string{"keys": fmt.Sprint(n), "cause": "account_erased"})
+	})
+	return n, err
 }
 
 // OwnedBy lists the active certificates a person holds, oldest first.

@@ -67,7 +67,7 @@ func TestRevokeUserCertificatesOnDisable(t *testing.T) {
 			return c
 		}
 		a1, a2, other := issue("alice"), issue("alice"), issue("bob")
-		n, err := s.RevokeUserCertificates(ctx, "alice", ReasonCessationOfOperation)
+		n, err := s.RevokeUserCertificates(ctx, "alice", ReasonCessationOfOperation, "account_disabled")
 		if err != nil || n != 2 {
 			t.Fatalf("RevokeUserCertificates = %d, %v; want 2", n, err)
 		}
@@ -92,10 +92,10 @@ func TestRevokeUserCertificatesOnDisable(t *testing.T) {
 		if len(evs) != 2 || evs[0].Details["cause"] != "account_disabled" {
 			t.Fatalf("audit: %+v", evs)
 		}
-		if n, err := s.RevokeUserCertificates(ctx, "alice", ReasonCessationOfOperation); n != 0 || err != nil {
+		if n, err := s.RevokeUserCertificates(ctx, "alice", ReasonCessationOfOperation, "account_disabled"); n != 0 || err != nil {
 			t.Fatalf("second call: %d %v", n, err)
 		}
-		if _, err := s.RevokeUserCertificates(ctx, "", 0); !errors.Is(err, ErrInvalid) {
+		if _, err := s.RevokeUserCertificates(ctx, "", 0, ""); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("empty user id: %v", err)
 		}
 	})
@@ -145,6 +145,52 @@ func TestHolderRevokesOnlyOwnCertificate(t *testing.T) {
 		}
 		if err := s.RevokeOwned(ctx, "alice", mine.Serial, ReasonKeyCompromise); !errors.Is(err, ErrNotRevocable) {
 			t.Fatalf("revoked twice: %v", err)
+		}
+	})
+}
+
+// Erasing an account destroys the keys the server held for the person:
+// nothing signs in their name again, their certificates stay (revoked) so
+// that what they signed before still verifies, and others are untouched.
+func TestDestroyUserKeys(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, _ := newTestService(t, d)
+		initCA(t, s)
+		issue := func(owner string) *Certificate {
+			c, err := s.Issue(ctx, IssueRequest{Subject: pkix.Name{CommonName: owner}, Kind: KindUser, OwnerUserID: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		mine, other := issue("alice"), issue("bob")
+		before, err := s.Sign(ctx, mine.ID, []byte("signed before the erasure"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DestroyUserKeys(ctx, "alice"); n != 1 || err != nil {
+			t.Fatalf("DestroyUserKeys = %d, %v; want 1", n, err)
+		}
+		if _, err := s.Sign(ctx, mine.ID, []byte("after")); err == nil {
+			t.Fatal("signed with a destroyed key")
+		}
+		if _, err := s.Sign(ctx, other.ID, []byte("another person")); err != nil {
+			t.Fatalf("another person's key: %v", err)
+		}
+		st, err := s.StatusOf(ctx, mine.Serial)
+		if err != nil || st.Status != CertRevoked {
+			t.Fatalf("the erased person's certificate: %+v %v", st, err)
+		}
+		if len(before) == 0 {
+			t.Fatal("no signature")
+		}
+		evs, _ := audit.NewLog(d).List(ctx, audit.Filter{Subject: "alice", Action: "certs.keys_destroyed"})
+		if len(evs) != 1 || evs[0].Details["keys"] != "1" {
+			t.Fatalf("audit: %+v", evs)
+		}
+		if n, err := s.DestroyUserKeys(ctx, "alice"); n != 0 || err != nil {
+			t.Fatalf("second call: %d %v", n, err)
 		}
 	})
 }

@@ -60,6 +60,18 @@ func (s *store) activeOwnedBy(ctx context.Context, userID string) ([]*Certificat
 		WHERE owner_user_id = ? AND status = 'active' AND kind IN ('user', 'org') ORDER BY created_at, id`, userID)
 }
 
+// deleteOwnedKeys destroys the private keys of a person's end-entity
+// certificates and says how many there were.
+func (s *store) deleteOwnedKeys(ctx context.Context, userID string) (int, error) {
+	res, err := s.db.Exec(ctx, `DELETE FROM certificate_keys WHERE certificate_id IN
+		(SELECT id FROM certificates WHERE owner_user_id = ? AND kind IN ('user', 'org'))`, userID)
+	if err != nil {
+		return 0, fmt.Errorf("certs: destroy keys of %s: %w", userID, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 // revokedEndEntities lists what the issuing CA's CRL must name.
 func (s *store) revokedEndEntities(ctx context.Context) ([]*Certificate, error) {
 	return s.scanAll(ctx, `SELECT `+certColumns+` FROM certificates

@@ -66,8 +66,9 @@ func (s *SQLStore) SoftDelete(ctx context.Context, id string, now time.Time) (*U
 // remains is a tombstone — id, kind, deleted_at, erased_at — so that audit
 // records naming the account still resolve; the audit log itself is not
 // touched. Each account is erased in its own transaction with its audit
-// record. It returns the ids erased.
-func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now time.Time, limit int) ([]string, error) {
+// record and with also (may be nil), which erases what other domains hold
+// of the person. It returns the ids erased.
+func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now time.Time, limit int, also func(ctx context.Context, userID string) error) ([]string, error) {
 	rows, err := s.d.Query(ctx, `SELECT id FROM users WHERE deleted_at IS NOT NULL AND erased_at IS NULL AND deleted_at <= ?
 		ORDER BY deleted_at, id LIMIT ?`, before.UTC(), limit)
 	if err != nil {
@@ -88,7 +89,15 @@ func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now
 	}
 	var done []string
 	for _, id := range ids {
-		err := s.d.InTx(ctx, func(ctx context.Context) error { return s.erase(ctx, log, id, now) })
+		err := s.d.InTx(ctx, func(ctx context.Context) error {
+			if err := s.erase(ctx, log, id, now); err != nil {
+				return err
+			}
+			if also != nil {
+				return also(ctx, id)
+			}
+			return nil
+		})
 		if errors.Is(err, db.ErrNotFound) {
 			continue // another node erased it first
 		}
@@ -145,6 +154,11 @@ type Eraser struct {
 	after time.Duration
 	l     *slog.Logger
 	now   func() time.Time // replaced by tests
+
+	// OnErase runs in the transaction of each erasure, for the personal
+	// data other domains hold (cmd/sso destroys the person's signing
+	// keys); nil does nothing.
+	OnErase func(ctx context.Context, userID string) error
 }
 
 // NewEraser erases accounts deleted longer than after ago (<= 0 takes
@@ -174,7 +188,7 @@ func (e *Eraser) Pass(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for {
-		ids, err := e.store.EraseDeleted(ctx, e.log, now.Add(-e.after), now, eraseBatch)
+		ids, err := e.store.EraseDeleted(ctx, e.log, now.Add(-e.after), now, eraseBatch, e.OnErase)
 		total += len(ids)
 		if err != nil || len(ids) < eraseBatch {
 			return total, err

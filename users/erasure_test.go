@@ -137,3 +137,43 @@ func TestSoftDeleteThenErasure(t *testing.T) {
 		}
 	})
 }
+
+// OnErase runs in the transaction of each erasure: when it fails the
+// account keeps its data and the next pass tries again.
+func TestEraserRunsOnEraseInItsTransaction(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newTestStore(t, d)
+		c := newTestClock()
+		u := &User{Username: "zhao.lei", Kind: KindCitizen, DisplayName: "赵磊"}
+		if err := s.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SoftDelete(ctx, u.ID, c.now()); err != nil {
+			t.Fatal(err)
+		}
+		e := NewEraser(s, nil, audit.NewLog(d), time.Hour, nil)
+		c.t = c.t.Add(2 * time.Hour)
+		e.now = c.now
+		var calls []string
+		e.OnErase = func(ctx context.Context, id string) error {
+			calls = append(calls, id)
+			if !db.InTransaction(ctx) {
+				t.Error("OnErase ran outside the erasure's transaction")
+			}
+			if len(calls) == 1 {
+				return errors.New("keys not destroyed")
+			}
+			return nil
+		}
+		if n, err := e.Pass(ctx); n != 0 || err == nil {
+			t.Fatalf("failing hook: erased %d, %v", n, err)
+		}
+		if got, _ := s.Get(ctx, u.ID); got.DisplayName != u.DisplayName {
+			t.Fatalf("a failed hook left the account erased: %+v", got)
+		}
+		if n, err := e.Pass(ctx); n != 1 || err != nil || len(calls) != 2 || calls[1] != u.ID {
+			t.Fatalf("second pass: erased %d, %v; hook calls %v", n, err, calls)
+		}
+	})
+}

@@ -35,6 +35,7 @@ func adminAPI(a *app, provider *oauth.Provider, pages *ui.Pages, accounts *ui.Ac
 		SecretOverlap: a.cfg.ClientSecretOverlap,
 		Enterprises:   users.NewEnterprises(a.db, a.users),
 		OnDisable:     revokeCertificatesOnDisable(a),
+		OnDelete:      revokeCertificates(a, "account_deleted"),
 		Webhooks:      webhooks.NewHub(a.db, a.kek),
 	})
 }

@@ -203,7 +203,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	}
 	// The right to deletion: personal data of accounts deleted longer ago
 	// than the retention is erased.
-	go users.NewEraser(a.users, users.NewResetLinks(a.db, 0), a.audit, a.cfg.UserErasureAfter, a.log).Run(ctx, time.Hour)
+	eraser := users.NewEraser(a.users, users.NewResetLinks(a.db, 0), a.audit, a.cfg.UserErasureAfter, a.log)
+	eraser.OnErase = destroySigningKeys(a)
+	go eraser.Run(ctx, time.Hour)
 	mux.Handle("GET /.well-known/jwks.json", jwksHandler(a))
 	mux.Handle("GET /healthz/live", server.LiveHandler())
 	mux.Handle("GET /healthz/ready", server.ReadyHandler(a.db.Ping))

@@ -134,12 +134,30 @@ func uiSignError(err error) error {
 // cessationOfOperation) in the transaction that disables their account, so
 // a disabled account's key signs nothing more and the CRL says so at once.
 func revokeCertificatesOnDisable(a *app) func(ctx context.Context, userID string) error {
+	return revokeCertificates(a, "account_disabled")
+}
+
+// revokeCertificates revokes a person's certificates, audited with cause.
+func revokeCertificates(a *app, cause string) func(ctx context.Context, userID string) error {
 	return func(ctx context.Context, userID string) error {
 		s, err := certService(a)
 		if err != nil {
 			return err
 		}
-		_, err = s.RevokeUserCertificates(ctx, userID, certs.ReasonCessationOfOperation)
+		_, err = s.RevokeUserCertificates(ctx, userID, certs.ReasonCessationOfOperation, cause)
+		return err
+	}
+}
+
+// destroySigningKeys is the certificates' part of erasing a deleted
+// account: its cloud-signing keys are destroyed.
+func destroySigningKeys(a *app) func(ctx context.Context, userID string) error {
+	return func(ctx context.Context, userID string) error {
+		s, err := certService(a)
+		if err != nil {
+			return err
+		}
+		_, err = s.DestroyUserKeys(ctx, userID)
 		return err
 	}
 }
