@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +233,65 @@ func TestRedisOptions(t *testing.T) {
 	if err != nil || opt.DialTimeout != 3*time.Second || opt.ReadTimeout != 2*time.Second {
 		t.Fatalf("timeouts from the URL: %v, %v, %v", err, opt.DialTimeout, opt.ReadTimeout)
 	}
+}
+
+// hanging is a primary limiter that blocks until released, like a Redis
+// that accepts connections and never answers.
+type hanging struct {
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (h *hanging) Count(ctx context.Context, key string) (time.Time, error) {
+	h.calls.Add(1)
+	<-h.release
+	return time.Time{}, errDown
+}
+
+// While Redis is down, one request probes it and the others go straight
+// to the database instead of waiting on Redis too.
+func TestFailoverProbesOnce(t *testing.T) {
+	b, err := Open(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := &hanging{release: make(chan struct{})}
+	var fallbackCalls atomic.Int64
+	f := &Failover{name: "verify", primary: primary, fallback: countingLimiter{&fallbackCalls}, log: b.log,
+		errors: b.redisErrors.WithLabelValues("verify"), fallingBack: b.fallingBack.WithLabelValues("verify"),
+		retryAfter: time.Hour, now: time.Now}
+	f.retryAt.Store(time.Now().Add(-time.Second).UnixNano()) // down, retry due
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		f.Count(context.Background(), "k")
+	}()
+	for primary.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := f.Count(context.Background(), "k"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait() // none waited for the hanging probe
+	close(primary.release)
+	<-probeDone
+	if n := primary.calls.Load(); n != 1 {
+		t.Fatalf("Redis tried %d times, want one probe", n)
+	}
+	if n := fallbackCalls.Load(); n != 21 {
+		t.Fatalf("database counted %d, want 21 (20 and the failed probe)", n)
+	}
+}
+
+// countingLimiter is a fallback safe for concurrent use.
+type countingLimiter struct{ n *atomic.Int64 }
+
+func (c countingLimiter) Count(ctx context.Context, key string) (time.Time, error) {
+	c.n.Add(1)
+	return time.Time{}, nil
 }
