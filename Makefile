@@ -68,8 +68,9 @@ bench-scale: build
 	$(GO) run ./bench/scale -bin bin/sso -duration 20s -nodes 1,2,3
 
 # SM2 sign/verify, CMS sign/verify (SQLite), and licence verification and
-# status over HTTP on loopback on SQLite and PostgreSQL; then `openssl speed
-# sm2` on the same machine for comparison.
+# status over HTTP on loopback on SQLite and PostgreSQL, with the per-address
+# limit counted in the database, in Redis ($SSO_TEST_REDIS_URL, default
+# 127.0.0.1:6379) and off; then `openssl speed sm2` for comparison.
 bench-certs:
 	$(GO) test -run '^$$' -bench 'SM2|CMS|LicenceVerifyHTTP' -benchtime 2s ./certs/
 	openssl speed -seconds 3 sm2

@@ -14,7 +14,7 @@ import (
 
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
-	"github.com/govsso/sso/users"
+	"github.com/govsso/sso/ratelimit"
 )
 
 func TestRefreshCRLIfDue(t *testing.T) {
@@ -103,7 +103,11 @@ func TestRefreshCRLIfDueOnceAcrossNodes(t *testing.T) {
 func TestVerifyEndpointsAreRateLimited(t *testing.T) {
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		f := newLicenceFixture(t, d)
-		f.svc.cfg.VerifyLimiter = users.NewLockout(d, users.LockoutPolicy{MaxFailures: 4, Window: time.Minute, LockFor: time.Minute})
+		l, err := ratelimit.NewDatabase(d, ratelimit.Policy{Limit: 3, Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc.cfg.VerifyLimiter = l
 		mux := http.NewServeMux()
 		f.svc.Register(mux)
 		f.lics.Register(mux)

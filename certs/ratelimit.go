@@ -10,10 +10,10 @@ import (
 )
 
 // RateCounter counts requests per key and says until when a key is
-// refused, or the zero time; *users.Lockout does it with database
-// counters that every node shares.
+// refused, or the zero time; a ratelimit.Limiter does it with counters that
+// every node shares, in the database or in Redis.
 type RateCounter interface {
-	Fail(ctx context.Context, key string) (time.Time, error)
+	Count(ctx context.Context, key string) (time.Time, error)
 }
 
 // verifyLimitPrefix keys the per-address counters of the public
@@ -29,7 +29,7 @@ func (s *Service) rateLimited(next http.HandlerFunc) http.HandlerFunc {
 			next(w, r)
 			return
 		}
-		until, err := s.cfg.VerifyLimiter.Fail(r.Context(), verifyLimitPrefix+server.ClientIP(r))
+		until, err := s.cfg.VerifyLimiter.Count(r.Context(), verifyLimitPrefix+server.ClientIP(r))
 		if err != nil {
 			s.serverError(w, err)
 			return

@@ -104,6 +104,11 @@ type Config struct {
 	// VerifyRateLimit is how many requests one client address may make to
 	// the public signature and licence verification endpoints per minute.
 	VerifyRateLimit int
+
+	// RedisURL, when set, moves the per-address rate limits (verification
+	// endpoints, QR codes) from database counters to Redis; may hold a
+	// password: never logged.
+	RedisURL string
 }
 
 // Option describes one setting; the README table is checked against Options.
@@ -286,6 +291,34 @@ var Options = []Option{
 		set: func(c *Config, v string) error { c.TLSKeyFile = strings.TrimSpace(v); return nil }},
 	{Key: "verify_rate_limit", Default: "600", Usage: "most requests one client address may make per minute to the public signature and licence verification and status endpoints",
 		set: intSetting(func(c *Config) *int { return &c.VerifyRateLimit }, 1, 1000000)},
+	{Key: "redis_url", Default: "", NoFlag: true, Usage: "redis://[:password@]host[:port][/db] or rediss:// (TLS) for the per-address rate-limit counters (verification endpoints, QR codes); empty: counted in the database. When Redis fails they are counted in the database until it answers",
+		set: redisURL},
+}
+
+// redisURL checks the form of a Redis URL; ratelimit.RedisOptions parses
+// it. Errors never repeat the URL, which may hold a password.
+func redisURL(c *Config, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		c.RedisURL = ""
+		return nil
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return errors.New("must start with redis:// or rediss://")
+	case u.Hostname() == "":
+		return errors.New("must name a host")
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 {
+			return errors.New("the path must be a database number, for example /0")
+		}
+	}
+	c.RedisURL = v
+	return nil
 }
 
 // trustedProxies parses a comma-separated list of CIDRs or single addresses.

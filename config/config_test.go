@@ -108,6 +108,10 @@ func TestInvalidSettingsNameTheKey(t *testing.T) {
 		{"broken yaml", []string{"--config", brokenFile}, nil, "broken.yaml"},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
 		{"bad trusted proxy", nil, map[string]string{"SSO_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "SSO_TRUSTED_PROXIES"},
+		{"redis url scheme", nil, map[string]string{"SSO_REDIS_URL": "http://127.0.0.1:6379"}, "SSO_REDIS_URL"},
+		{"redis url without scheme", nil, map[string]string{"SSO_REDIS_URL": "127.0.0.1:6379"}, "SSO_REDIS_URL"},
+		{"redis url without host", nil, map[string]string{"SSO_REDIS_URL": "redis:///0"}, "must name a host"},
+		{"redis url database", nil, map[string]string{"SSO_REDIS_URL": "redis://127.0.0.1:6379/cache"}, "database number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +130,26 @@ func TestSecretsAreNotEchoed(t *testing.T) {
 	_, err := load(t, nil, map[string]string{"SSO_KEY_ENCRYPTION_KEY": "s3cr3t-value", "SSO_KEY_ENCRYPTION_KEY_FILE": "/k"})
 	if err == nil || strings.Contains(err.Error(), "s3cr3t-value") {
 		t.Fatalf("error leaks the secret or is missing: %v", err)
+	}
+}
+
+func TestRedisURL(t *testing.T) {
+	for _, v := range []string{"", "redis://127.0.0.1:6379/0", "redis://cache.internal", "rediss://sso:pw@cache.internal:6380/2"} {
+		c, err := load(t, nil, map[string]string{"SSO_REDIS_URL": v})
+		if err != nil || c.RedisURL != v {
+			t.Errorf("%q: %v, RedisURL %q", v, err, c.RedisURL)
+		}
+	}
+	// The URL may hold a password: an error does not repeat it, and it is
+	// no flag, since command lines show up in ps.
+	_, err := load(t, nil, map[string]string{"SSO_REDIS_URL": "redis://:s3cr3t-value@cache.internal/db"})
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-value") {
+		t.Fatalf("error leaks the password or is missing: %v", err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	RegisterFlags(fs)
+	if fs.Lookup("redis-url") != nil {
+		t.Fatal("--redis-url is a flag")
 	}
 }
 

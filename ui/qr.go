@@ -95,6 +95,13 @@ type qrPhoneView struct {
 	ExpiresIn int    // whole seconds left
 }
 
+// RateLimiter counts requests per client address and says until when one
+// is refused, or the zero time; a ratelimit.Limiter does it with counters
+// every node shares, in the database or in Redis.
+type RateLimiter interface {
+	Count(ctx context.Context, key string) (time.Time, error)
+}
+
 // qrScriptURL is the URL of qrlogin.js with a hash of its content.
 func qrScriptURL() (string, error) {
 	js, err := staticFS.ReadFile("static/qrlogin.js")
@@ -187,7 +194,7 @@ func qrPhoneURL(token string) string {
 // number of codes, since every one is a database row.
 func (p *Pages) qrImage(w http.ResponseWriter, r *http.Request) {
 	ip := server.ClientIP(r)
-	until, err := p.qrLimit.Fail(r.Context(), qrLimitPrefix+ip)
+	until, err := p.qrLimit.Count(r.Context(), qrLimitPrefix+ip)
 	if err != nil {
 		p.log.Error("ui: QR sign-in rate limit", "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)

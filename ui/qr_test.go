@@ -15,6 +15,7 @@ import (
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
 	"github.com/govsso/sso/kek"
+	"github.com/govsso/sso/ratelimit"
 	"github.com/govsso/sso/users"
 )
 
@@ -58,7 +59,7 @@ func newQRFixture(t *testing.T) *qrFixture {
 		Auth: f.auth, Sessions: f.sessions, Consents: f.consents,
 		Clients:   fakeClients{testClientID: {ID: testClientID, Name: testClientName}},
 		QR:        users.NewQRLogins(d, store, audit.NewLog(d)),
-		QRLimiter: users.NewLockout(d, users.LockoutPolicy{MaxFailures: 5}),
+		QRLimiter: qrLimiter(t, d),
 		Issuer:    "https://sso.example.gov.cn/",
 	})
 	if err != nil {
@@ -366,4 +367,14 @@ func TestQRLoginOffByDefault(t *testing.T) {
 	if _, err := New(Config{Auth: f.auth, Sessions: f.sessions, Consents: f.consents, Clients: fakeClients{}, QR: &users.QRLogins{}}); err == nil {
 		t.Error("QR without a limiter was accepted")
 	}
+}
+
+// qrLimiter lets an address make four codes in a quarter of an hour.
+func qrLimiter(t *testing.T, d *db.DB) RateLimiter {
+	t.Helper()
+	l, err := ratelimit.NewDatabase(d, ratelimit.Policy{Limit: 4, Window: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

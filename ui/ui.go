@@ -103,7 +103,7 @@ type Config struct {
 	// codes each client address may make, and Issuer is the base URL the
 	// codes point to (the request's host when empty).
 	QR        QRLogins
-	QRLimiter FailureCounter
+	QRLimiter RateLimiter
 	Issuer    string
 	// SecureCookies marks cookies Secure and expects https Origins. It is
 	// false only for an http://localhost issuer in development.
@@ -143,7 +143,7 @@ type Pages struct {
 
 	// QR-code sign-in; qr is nil when it is off.
 	qr      QRLogins
-	qrLimit FailureCounter
+	qrLimit RateLimiter
 	qrTmpl  *template.Template
 	qrJS    string
 	issuer  string

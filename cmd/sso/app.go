@@ -17,6 +17,7 @@ import (
 	"github.com/govsso/sso/kek"
 	"github.com/govsso/sso/oauth"
 	"github.com/govsso/sso/oauth/signing"
+	"github.com/govsso/sso/ratelimit"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
@@ -38,6 +39,9 @@ type app struct {
 	secrets  *oauth.SecretHasher
 	sessions *users.Sessions
 	lockout  *users.Lockout
+	// limits makes the per-address rate limiters: database counters, or
+	// Redis ones falling back to them when SSO_REDIS_URL is set.
+	limits *ratelimit.Backend
 }
 
 // flags is a command's flag set with the configuration flags and --json.
@@ -104,9 +108,15 @@ func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate 
 	if err != nil {
 		return nil, err
 	}
+	limits, err := ratelimit.Open(d, ratelimit.Options{RedisURL: cfg.RedisURL, Logger: logger})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("SSO_REDIS_URL: %w", err)
+	}
 	if migrate {
 		applied, err := d.Migrate(ctx)
 		if err != nil {
+			limits.Close()
 			d.Close()
 			return nil, fmt.Errorf("migrate %s: %w", d.Target(), err)
 		}
@@ -138,6 +148,7 @@ func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate 
 			Window:      cfg.LockoutWindow,
 			LockFor:     cfg.LockoutDuration,
 		}),
+		limits: limits,
 	}
 	// Every account change, from the server or a CLI verb, writes its
 	// change events for department systems in its own transaction.
@@ -145,7 +156,10 @@ func openApp(ctx context.Context, cfg *config.Config, logOut io.Writer, migrate 
 	return a, nil
 }
 
-func (a *app) close() { a.db.Close() }
+func (a *app) close() {
+	a.limits.Close()
+	a.db.Close()
+}
 
 func loadKEK(cfg *config.Config, logger *slog.Logger) (*kek.KEK, error) {
 	if cfg.KeyEncryptionKey != "" {

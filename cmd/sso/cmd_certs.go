@@ -12,17 +12,20 @@ import (
 
 	"github.com/govsso/sso/certs"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/ratelimit"
 	"github.com/govsso/sso/users"
 )
 
 // certService builds the SM2 certificate authority over the app's database.
 func certService(a *app) (*certs.Service, error) {
-	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log,
-		// Public verification: SSO_VERIFY_RATE_LIMIT requests a minute per
-		// address (a counter serving many citizens behind one NAT), then a
-		// minute's wait; the lockout refuses the request that reaches
-		// MaxFailures, hence +1.
-		VerifyLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: a.cfg.VerifyRateLimit + 1, Window: time.Minute, LockFor: time.Minute})})
+	// Public verification: SSO_VERIFY_RATE_LIMIT requests a minute per
+	// address (a counter serving many citizens behind one NAT), then a
+	// minute's wait; in Redis when SSO_REDIS_URL is set.
+	limiter, err := a.limits.Limiter("certs_verify", ratelimit.Policy{Limit: a.cfg.VerifyRateLimit, Window: time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	return certs.New(a.db, a.kek, certs.Config{BaseURL: a.cfg.Issuer, Audit: a.audit, Logger: a.log, VerifyLimiter: limiter})
 }
 
 // registerCerts serves the CRL, the verification endpoint and the licence

@@ -5,16 +5,20 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/ratelimit"
 	"github.com/govsso/sso/server"
 	"github.com/govsso/sso/ui"
 	"github.com/govsso/sso/users"
@@ -51,6 +55,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg)
 	metrics.RegisterDBStats("main", a.db.SQL())
+	reg.MustRegister(a.limits.Collectors()...)
+	checkRateLimits(ctx, a)
 	ctx, stopWorkers := context.WithCancel(ctx) // background work ends with serve
 	defer stopWorkers()
 	// Other nodes' changes to clients and signing keys reach this node's
@@ -118,6 +124,12 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		verify = users.NewAssurance(a.db, a.users,
 			&users.HTTPIdentityVerifier{URL: a.cfg.IdentityVerifierURL, Secret: []byte(a.cfg.IdentityVerifierSecret)}, a.audit)
 	}
+	// QR-code sign-in: each address may show 200 codes in ten minutes
+	// (an office behind one address reloads often), then waits ten.
+	qrLimiter, err := a.limits.Limiter("qr", ratelimit.Policy{Limit: 200, Window: 10 * time.Minute})
+	if err != nil {
+		return nil, err
+	}
 	var pages *ui.Pages
 	auth := users.NewAuthenticator(a.users, a.hasher, a.lockout, a.audit)
 	provider := oauth.NewProvider(oauth.Config{
@@ -156,11 +168,9 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 		MFAChallenges: users.NewMFAChallenges(a.db, 0),
 		Logger:        a.log,
 		SecureCookies: !strings.HasPrefix(a.cfg.Issuer, "http://"),
-		// QR-code sign-in: each address may show 200 codes in ten minutes
-		// (an office behind one address reloads often), then waits ten.
-		QR:        users.NewQRLogins(a.db, a.users, a.audit),
-		QRLimiter: users.NewLockout(a.db, users.LockoutPolicy{MaxFailures: 200, Window: 10 * time.Minute, LockFor: 10 * time.Minute}),
-		Issuer:    a.cfg.Issuer,
+		QR:            users.NewQRLogins(a.db, a.users, a.audit),
+		QRLimiter:     qrLimiter,
+		Issuer:        a.cfg.Issuer,
 	})
 	if err != nil {
 		return nil, err
@@ -425,4 +435,35 @@ func (a actingFor) SwitchActing(ctx context.Context, s *users.Session, enterpris
 		return aerr
 	}
 	return err
+}
+
+// checkRateLimits says where the rate limits count and, with Redis, whether
+// it answers. A Redis that does not is no reason to refuse to start, nor to
+// report the node not ready: the limiters count in the database until it
+// answers. go-redis's own log lines go to the logger at debug level, since
+// the limiters already warn once per outage; its logger is process-wide,
+// so the first server sets it once.
+func checkRateLimits(ctx context.Context, a *app) {
+	if !a.limits.Redis() {
+		a.log.Info("rate limits count in the database")
+		return
+	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{a.log}) })
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.limits.Ping(ctx); err != nil {
+		a.log.Warn("redis does not answer; rate limits count in the database until it does", "err", err)
+		return
+	}
+	a.log.Info("rate limits count in redis", "redis", a.limits.String())
+}
+
+// redisLogOnce guards go-redis's process-wide logger.
+var redisLogOnce sync.Once
+
+// redisLog passes go-redis's internal messages to slog.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
 }
