@@ -91,6 +91,10 @@ Go back to the application you came from and try again; if it keeps happening, c
 </main></body></html>`))
 
 func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	err = authorizeErr(err)
+	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		w.Header().Set("Retry-After", "5")
+	}
 	if ar == nil || !ar.IsRedirectURIValid() {
 		rfc := fosite.ErrorToRFC6749Error(err)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -100,6 +104,16 @@ func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWrite
 		return
 	}
 	p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+}
+
+// authorizeErr makes a database that cannot be reached the authorization
+// endpoint's temporarily_unavailable (RFC 6749 4.1.2.1), so that the client
+// tries again instead of taking it for a server fault or, worse, a refusal.
+func authorizeErr(err error) error {
+	if errors.Is(err, db.ErrUnavailable) && !errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	return err
 }
 
 // authorize runs the authorization endpoint: it checks the request, sends the
@@ -127,7 +141,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	bs, _ := p.sessions(r)
+	bs, err := p.sessions(r)
+	if errors.Is(err, db.ErrUnavailable) { // not "no one is signed in"
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
 	if reason := p.needsLogin(bs, form, prompts); reason != "" {
 		if slices.Contains(prompts, "none") {
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint(reason))
@@ -137,6 +155,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := p.users.Get(ctx, bs.UserID)
+	if errors.Is(err, db.ErrUnavailable) { // not "the account is not active"
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
 	if err != nil || user.Status != users.StatusActive {
 		p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The account is not active."))
 		return
