@@ -385,21 +385,45 @@ func (p *Provider) issueTokens(ctx context.Context, r *http.Request) (fosite.Acc
 	if kid, err := p.signingKey(withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg)); err == nil && session.DefaultSession.Headers != nil {
 		session.DefaultSession.Headers.Add("kid", kid.KeyID)
 	}
-	resp, err := p.oauth.NewAccessResponse(withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg), ar)
+	event := func() audit.Event {
+		return audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
+			Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")},
+			IP:      server.ClientIP(r), UserAgent: r.UserAgent()}
+	}
+	// The other grants commit their tokens in fosite's own transaction:
+	// the record goes into it (see fositeStorage.Commit), so that a
+	// database lost in between cannot leave tokens handed out unrecorded.
+	pending := &auditOnCommit{append: func(ctx context.Context) error {
+		_, err := p.audit.Append(ctx, event())
+		return err
+	}}
+	respCtx := withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg)
+	if !db.InTransaction(ctx) {
+		respCtx = context.WithValue(respCtx, auditOnCommitKey{}, pending)
+	}
+	resp, err := p.oauth.NewAccessResponse(respCtx, ar)
 	if err != nil {
 		return ar, nil, err
 	}
-	e := audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
-		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}}
-	if db.InTransaction(ctx) {
-		e.IP, e.UserAgent = server.ClientIP(r), r.UserAgent()
-		if _, err := p.audit.Append(ctx, e); err != nil {
+	switch {
+	case db.InTransaction(ctx): // client_credentials: the handler's transaction
+		if _, err := p.audit.Append(ctx, event()); err != nil {
 			return ar, nil, fosite.ErrServerError.WithWrap(err)
 		}
-	} else {
-		p.record(ctx, r, e)
+	case !pending.done: // a flow that committed no transaction of ours
+		p.record(ctx, r, event())
 	}
 	return ar, resp, nil
+}
+
+// auditOnCommitKey carries an *auditOnCommit in a token request's context.
+type auditOnCommitKey struct{}
+
+// auditOnCommit is the oauth.token record that fositeStorage.Commit
+// appends in the transaction that stores the tokens, once.
+type auditOnCommit struct {
+	append func(ctx context.Context) error
+	done   bool
 }
 
 // checkRefreshScope refuses a refresh that asks for a scope the grant does
