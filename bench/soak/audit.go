@@ -126,8 +126,8 @@ func (r auditReport) failures() int {
 	return n
 }
 
-// inDoubt counts records of requests answered 503: the node could not
-// confirm a commit that happened.
+// inDoubt counts records of requests answered 503: a step after the
+// commit failed, or the node could not confirm a commit that happened.
 func (r auditReport) inDoubt() int {
 	n := 0
 	for _, g := range r.grants {
@@ -214,7 +214,8 @@ func (r auditReport) print() {
 	}
 	fmt.Println("  answered: 200 seen by the soak; records: oauth.token records in PostgreSQL; lost: 200 without a record;")
 	fmt.Println("  dup: a request recorded more than once; unseen: requests whose answer the kill or restart cut (the slack:")
-	fmt.Println("  they may or may not be recorded), with how many were; 503/4xx: refused requests, with records (must be 0)")
+	fmt.Println("  they may or may not be recorded), with how many were; 503: answered 503, with records (slack too: a step")
+	fmt.Println("  after the commit failed); 4xx: refused requests, with records (must be 0)")
 	if r.foreign > 0 {
 		fmt.Printf("  %d records name no request of the soak\n", r.foreign)
 	}
