@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -216,6 +217,9 @@ func (api *API) authenticate(r *http.Request) (Actor, *Problem) {
 			return Actor{}, errUnauthenticated
 		}
 		clientID, subject, scopes, err := api.Tokens.Introspect(ctx, strings.TrimSpace(token))
+		if errors.Is(err, db.ErrUnavailable) {
+			return Actor{}, errTryAgain // not 401: the token may well be good
+		}
 		if err != nil || !hasScope(scopes, AdminScope) {
 			return Actor{}, errUnauthenticated
 		}
@@ -261,6 +265,9 @@ func hasScope(scopes []string, want string) bool {
 // others, an org admin's scope being the subtree of each such unit.
 func (api *API) accountActor(ctx context.Context, userID string) (Actor, *Problem) {
 	u, err := api.Users.Get(ctx, userID)
+	if errors.Is(err, db.ErrUnavailable) {
+		return Actor{}, errTryAgain
+	}
 	if err != nil || u.Status != users.StatusActive {
 		return Actor{}, errUnauthenticated
 	}
@@ -270,7 +277,7 @@ func (api *API) accountActor(ctx context.Context, userID string) (Actor, *Proble
 	}
 	roles, err := api.memberRoles(ctx, u.ID)
 	if err != nil {
-		return Actor{}, problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "try again shortly")
+		return Actor{}, errTryAgain
 	}
 	for _, m := range roles {
 		switch m.role {

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,13 +27,19 @@ import (
 	"github.com/govsso/sso/webhooks"
 )
 
-// fakeTokens maps bearer tokens to what introspection would say.
+// fakeTokens maps bearer tokens to what introspection would say; the
+// token dbDownToken meets a database that cannot be reached.
 type fakeTokens map[string]struct {
 	client, subject string
 	scopes          []string
 }
 
+const dbDownToken = "db-down"
+
 func (f fakeTokens) Introspect(_ context.Context, token string) (string, string, []string, error) {
+	if token == dbDownToken {
+		return "", "", nil, fmt.Errorf("look up the token: %w", db.ErrUnavailable)
+	}
 	t, ok := f[token]
 	if !ok {
 		return "", "", nil, errors.New("inactive token")
@@ -205,6 +212,35 @@ func fieldsOf(p Problem) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestDatabaseUnavailable: when the token cannot be checked because the
+// database is down, the caller is told to retry (503 with Retry-After),
+// not that its token is bad (401).
+func TestDatabaseUnavailable(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		tests := []struct{ name, method, path string }{
+			{"read", "GET", "/users/" + f.staffA.ID},
+			{"search", "GET", "/users?kind=staff"},
+			{"change", "POST", "/users/" + f.staffA.ID + ":unlock"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				code, body, h := f.do(dbDownToken, tt.method, tt.path, "")
+				if code != http.StatusServiceUnavailable || h.Get("Retry-After") != "5" {
+					t.Fatalf("got %d Retry-After %q: %s", code, h.Get("Retry-After"), body)
+				}
+				if p := decodeProblem(t, body); p.Type != ProblemBase+"unavailable" {
+					t.Errorf("problem type %q", p.Type)
+				}
+			})
+		}
+		// An answer that is not passing carries no Retry-After.
+		if code, _, h := f.do("forged", "GET", "/users/"+f.staffA.ID, ""); code != http.StatusUnauthorized || h.Get("Retry-After") != "" {
+			t.Errorf("unknown token: %d Retry-After %q", code, h.Get("Retry-After"))
+		}
+	})
 }
 
 func TestRouteAuthorization(t *testing.T) {

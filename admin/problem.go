@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/govsso/sso/db"
@@ -25,6 +26,9 @@ type Problem struct {
 	Status int          `json:"status"`
 	Detail string       `json:"detail,omitempty"`
 	Errors []FieldError `json:"errors,omitempty"`
+	// retryAfter, when set, is sent as Retry-After (seconds): the failure
+	// is passing, as when the database cannot be reached.
+	retryAfter int
 }
 
 // FieldError names one invalid field of a request.
@@ -41,6 +45,11 @@ func problem(status int, kind, title, detail string) *Problem {
 	return &Problem{Type: ProblemBase + kind, Title: title, Status: status, Detail: detail}
 }
 
+// errTryAgain answers a request the database could not serve: the
+// client should retry shortly rather than take it as refused.
+var errTryAgain = &Problem{Type: ProblemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+	Detail: "try again shortly", retryAfter: 5}
+
 func validationProblem(fields []FieldError) *Problem {
 	p := problem(http.StatusBadRequest, "validation", "Invalid request", "one or more fields are invalid")
 	p.Errors = fields
@@ -52,6 +61,9 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	body, _ := json.Marshal(p)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
 	w.WriteHeader(p.Status)
 	w.Write(append(body, '\n'))
 }
@@ -89,7 +101,7 @@ func (api *API) problemFor(r *http.Request, err error) *Problem {
 	case errors.Is(err, db.ErrConflict):
 		return problem(http.StatusConflict, "conflict", "Conflict", err.Error())
 	case errors.Is(err, db.ErrUnavailable), errors.Is(err, db.ErrSerialization):
-		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "try again shortly")
+		return errTryAgain
 	}
 	api.log.ErrorContext(r.Context(), "admin api", "method", r.Method, "path", r.URL.Path, "err", err)
 	return problem(http.StatusInternalServerError, "internal", "Internal error", "")

@@ -463,7 +463,8 @@ func (s *fositeStorage) BeginTX(ctx context.Context) (context.Context, error) {
 	return s.d.Begin(ctx)
 }
 
-// Commit commits the transaction in ctx.
+// Commit commits the transaction in ctx, with the token request's audit
+// record when it carries one: no tokens without their record.
 func (s *fositeStorage) Commit(ctx context.Context) error {
 	if b := batchOf(ctx); b != nil {
 		if err := b.flushCreates(ctx, s.store); err != nil {
@@ -472,6 +473,13 @@ func (s *fositeStorage) Commit(ctx context.Context) error {
 	}
 	if ctx.Value(joinedTx{}) != nil {
 		return nil
+	}
+	if a, ok := ctx.Value(auditOnCommitKey{}).(*auditOnCommit); ok && !a.done {
+		a.done = true
+		if err := a.append(ctx); err != nil {
+			s.d.Rollback(ctx)
+			return fmt.Errorf("record the tokens: %w", err)
+		}
 	}
 	return fositeErr(s.d.Commit(ctx))
 }

@@ -91,6 +91,10 @@ Go back to the application you came from and try again; if it keeps happening, c
 </main></body></html>`))
 
 func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	err = authorizeErr(err)
+	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		w.Header().Set("Retry-After", "5")
+	}
 	if ar == nil || !ar.IsRedirectURIValid() {
 		rfc := fosite.ErrorToRFC6749Error(err)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -100,6 +104,16 @@ func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWrite
 		return
 	}
 	p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+}
+
+// authorizeErr makes a database that cannot be reached the authorization
+// endpoint's temporarily_unavailable (RFC 6749 4.1.2.1), so that the client
+// tries again instead of taking it for a server fault or, worse, a refusal.
+func authorizeErr(err error) error {
+	if errors.Is(err, db.ErrUnavailable) && !errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	return err
 }
 
 // authorize runs the authorization endpoint: it checks the request, sends the
@@ -127,7 +141,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	bs, _ := p.sessions(r)
+	bs, err := p.sessions(r)
+	if errors.Is(err, db.ErrUnavailable) { // not "no one is signed in"
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
 	if reason := p.needsLogin(bs, form, prompts); reason != "" {
 		if slices.Contains(prompts, "none") {
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint(reason))
@@ -137,6 +155,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := p.users.Get(ctx, bs.UserID)
+	if errors.Is(err, db.ErrUnavailable) { // not "the account is not active"
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
 	if err != nil || user.Status != users.StatusActive {
 		p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The account is not active."))
 		return
@@ -416,21 +438,45 @@ func (p *Provider) issueTokens(ctx context.Context, r *http.Request) (fosite.Acc
 	if kid, err := p.signingKey(withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg)); err == nil && session.DefaultSession.Headers != nil {
 		session.DefaultSession.Headers.Add("kid", kid.KeyID)
 	}
-	resp, err := p.oauth.NewAccessResponse(withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg), ar)
+	event := func() audit.Event {
+		return audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
+			Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")},
+			IP:      server.ClientIP(r), UserAgent: r.UserAgent()}
+	}
+	// The other grants commit their tokens in fosite's own transaction:
+	// the record goes into it (see fositeStorage.Commit), so that a
+	// database lost in between cannot leave tokens handed out unrecorded.
+	pending := &auditOnCommit{append: func(ctx context.Context) error {
+		_, err := p.audit.Append(ctx, event())
+		return err
+	}}
+	respCtx := withIDTokenAlg(ctx, client.IDTokenSignedResponseAlg)
+	if !db.InTransaction(ctx) {
+		respCtx = context.WithValue(respCtx, auditOnCommitKey{}, pending)
+	}
+	resp, err := p.oauth.NewAccessResponse(respCtx, ar)
 	if err != nil {
 		return ar, nil, err
 	}
-	e := audit.Event{Actor: client.ID, Subject: session.Username, ClientID: client.ID, Action: "oauth.token", Result: audit.ResultSuccess,
-		Details: map[string]string{"grant_type": strings.Join(ar.GetGrantTypes(), " "), "scope": strings.Join(ar.GetGrantedScopes(), " ")}}
-	if db.InTransaction(ctx) {
-		e.IP, e.UserAgent = server.ClientIP(r), r.UserAgent()
-		if _, err := p.audit.Append(ctx, e); err != nil {
+	switch {
+	case db.InTransaction(ctx): // client_credentials: the handler's transaction
+		if _, err := p.audit.Append(ctx, event()); err != nil {
 			return ar, nil, fosite.ErrServerError.WithWrap(err)
 		}
-	} else {
-		p.record(ctx, r, e)
+	case !pending.done: // a flow that committed no transaction of ours
+		p.record(ctx, r, event())
 	}
 	return ar, resp, nil
+}
+
+// auditOnCommitKey carries an *auditOnCommit in a token request's context.
+type auditOnCommitKey struct{}
+
+// auditOnCommit is the oauth.token record that fositeStorage.Commit
+// appends in the transaction that stores the tokens, once.
+type auditOnCommit struct {
+	append func(ctx context.Context) error
+	done   bool
 }
 
 // checkRefreshScope refuses a refresh that asks for a scope the grant does
