@@ -40,14 +40,14 @@ type memberPage struct {
 
 var errNotMember = problem(http.StatusNotFound, "not-found", "Not a member", "the person is not a member of this org unit")
 
-// mayGrant reports whether a may give or take away role in the unit at
+// MayGrant reports whether a may give or take away role in the unit at
 // unitPath. Every role needs org.members there; "admin" makes an org
 // admin, so it also needs org.admins (an org admin appoints the admins of
 // the units below its own, never of its own unit: no peer, no last admin
 // of its unit can be made or unmade by it); "auditor" and
 // "client_manager" give rights over the whole city, so only super admins
 // grant or take them away.
-func mayGrant(a Actor, unitPath, role string) bool {
+func MayGrant(a Actor, unitPath, role string) bool {
 	t := Target{OrgPaths: []string{unitPath}}
 	switch role {
 	case "admin":
@@ -189,7 +189,7 @@ func (api *API) putMember(w http.ResponseWriter, r *http.Request, a Actor) {
 	if !ok {
 		return
 	}
-	if !mayGrant(a, unit.Path, in.Role) {
+	if !MayGrant(a, unit.Path, in.Role) {
 		writeProblem(w, errForbidden)
 		return
 	}
@@ -203,7 +203,7 @@ func (api *API) putMember(w http.ResponseWriter, r *http.Request, a Actor) {
 		event, action := webhooks.MembershipEvent(u.ID, unit, in.Role), actionOrgMemberAdd
 		if previous != "" {
 			// Taking a role away needs the same right as giving it.
-			if !mayGrant(a, unit.Path, previous) {
+			if !MayGrant(a, unit.Path, previous) {
 				return errForbidden
 			}
 			details["previous_role"] = previous
@@ -246,7 +246,7 @@ func (api *API) removeMember(w http.ResponseWriter, r *http.Request, a Actor) {
 		if err != nil {
 			return err
 		}
-		if !mayGrant(a, unit.Path, role) {
+		if !MayGrant(a, unit.Path, role) {
 			return errForbidden
 		}
 		if err := api.OrgUnits.RemoveMember(ctx, unit.ID, u.ID); err != nil {
