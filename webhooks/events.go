@@ -32,8 +32,8 @@ type MembershipData struct {
 	OrgUnitID   string `json:"org_unit_id"`
 	OrgUnitCode string `json:"org_unit_code,omitempty"`
 	Role        string `json:"role"`
-	// PreviousRole is the role held before a membership.updated; for
-	// membership.removed, Role is the role the person held.
+	// PreviousRole is the role held before a membership.updated (Role is
+	// then the new one; in membership.removed, the one given up).
 	PreviousRole string `json:"previous_role,omitempty"`
 }
 

@@ -1,8 +1,8 @@
 // Package webhooks delivers change events (user created, updated, disabled,
-// deleted; org membership added, role changed, removed) to the department systems that subscribed
-// to them, as signed HTTP POSTs. Events are written to an outbox table in
-// the transaction of the change they describe, and a worker on any node
-// sends them, with retries and a delivery log.
+// deleted; org membership added, role changed, removed) to the department
+// systems that subscribed to them, as signed HTTP POSTs. Events are written
+// to an outbox table in the transaction of the change they describe, and a
+// worker on any node sends them, with retries and a delivery log.
 package webhooks
 
 import (
