@@ -51,6 +51,7 @@ func (api *API) importUsers(w http.ResponseWriter, r *http.Request, a Actor) {
 		}
 		return Allowed(a, ActionUserWrite, t)
 	}
+	opts.AllowRole = func(unit *users.OrgUnit, role string) bool { return MayGrant(a, unit.Path, role) }
 	opts.OnCreated = webhooks.ImportHook(api.Webhooks)
 	opts.Audit = audit.Event{Actor: a.Name(), ClientID: a.ClientID, IP: server.ClientIP(r), UserAgent: r.UserAgent()}
 	rep, err := users.NewImporter(api.DB, api.Users, api.OrgUnits, api.Audit).Import(r.Context(), bytes.NewReader(body), opts)

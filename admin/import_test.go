@@ -48,6 +48,8 @@ func TestImportUsersAPI(t *testing.T) {
 		{"all or nothing refuses the file", "super", "?all_or_nothing=true", "username,kind\nimp-h,staff\nimp-i,robot\n", csvType, 422, nil, []string{"imp-h", "imp-i"}, []string{"3/kind"}},
 		{"broken quoting", "super", "", "username,kind\nimp-j,staff\n\"imp-k,staff\n", csvType, 422, []string{"imp-j"}, []string{"imp-k"}, []string{"3/"}},
 		{"gbk", "town", "?encoding=gbk", gbk, csvType, 200, []string{"gbk-one"}, nil, nil},
+		{"town admin grants no role it could not grant by hand", "town", "", "username,kind,org_unit_code,role\nimp-l,staff,villageA,auditor\nimp-m,staff,townA,admin\nimp-n,staff,villageA,admin\nimp-o,staff,villageA,client_manager\n", csvType, 200,
+			[]string{"imp-n"}, []string{"imp-l", "imp-m", "imp-o"}, []string{"2/role", "3/role", "5/role"}},
 	}
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
@@ -103,8 +105,8 @@ func TestImportUsersAPI(t *testing.T) {
 		})
 		t.Run("audited", func(t *testing.T) {
 			var n int
-			if err := d.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'user.import' AND actor = ?`, f.townAdmin.ID).Scan(&n); err != nil || n != 2 {
-				t.Fatalf("%d summary records by the town admin, want 2: %v", n, err)
+			if err := d.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'user.import' AND actor = ?`, f.townAdmin.ID).Scan(&n); err != nil || n != 3 {
+				t.Fatalf("%d summary records by the town admin, want 3: %v", n, err)
 			}
 		})
 	})

@@ -34,11 +34,21 @@ func (api *API) openAPIDocument() map[string]any {
 		if params != nil {
 			op["parameters"] = params
 		}
-		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
+		if rt.method == http.MethodPost || rt.method == http.MethodPatch || rt.method == http.MethodPut {
 			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
 		}
-		if rt.path == "/users:import" {
+		switch rt.path {
+		case "/users:import":
 			importOperation(op)
+		case "/org-units/{id}/members/{user_id}":
+			if rt.method == http.MethodPut {
+				memberOperation(op)
+			}
+		case "/org-units/{id}/members":
+			op["parameters"] = append(params,
+				map[string]any{"name": "subtree", "in": "query", "description": "the members of every unit of the subtree", "schema": map[string]any{"type": "boolean", "default": false}},
+				map[string]any{"name": "after", "in": "query", "description": "the next cursor of the previous page", "schema": map[string]any{"type": "string"}},
+				map[string]any{"name": "limit", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}})
 		}
 		p[strings.ToLower(rt.method)] = op
 	}
@@ -90,6 +100,17 @@ func importOperation(op map[string]any) {
 	responses := op["responses"].(map[string]any)
 	responses["200"] = map[string]any{"description": "The report", "content": map[string]any{"application/json": map[string]any{"schema": report}}}
 	responses["422"] = map[string]any{"description": "The report of an import refused in all-or-nothing mode, or stopped by a row that cannot be read", "content": map[string]any{"application/json": map[string]any{"schema": report}}}
+}
+
+// memberOperation describes the body and answers of putting a person in a
+// unit.
+func memberOperation(op map[string]any) {
+	op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{
+		"type": "object", "required": []string{"role"}, "properties": map[string]any{
+			"role": map[string]any{"type": "string", "enum": []string{"member", "admin", "auditor", "client_manager"}}}}}}}
+	responses := op["responses"].(map[string]any)
+	responses["200"] = map[string]any{"description": "The role was changed, or was already this one"}
+	responses["201"] = map[string]any{"description": "The person was put in the unit"}
 }
 
 // pathParam finds the parameters of a path: {id}, {user_id}.

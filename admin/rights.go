@@ -42,6 +42,16 @@ const (
 	// ActionEnterpriseAgents adds and removes agents and transfers the
 	// legal representative: an admin's or the legal representative's call.
 	ActionEnterpriseAgents Action = "enterprise.agents"
+	// ActionOrgMembers puts people in a unit, changes their role there and
+	// takes them out; target: the unit.
+	ActionOrgMembers Action = "org.members"
+	// ActionOrgAdmins grants or takes away the role "admin" in a unit (an
+	// org admin's scope); target: the unit.
+	ActionOrgAdmins Action = "org.admins"
+	// ActionGlobalRoles grants, changes or takes away the roles "auditor"
+	// and "client_manager", whose rights reach beyond any subtree: super
+	// admins only.
+	ActionGlobalRoles Action = "org.global_roles"
 )
 
 // Actor is an authenticated caller and the rights it holds.
@@ -102,16 +112,17 @@ func Allowed(a Actor, action Action, t Target) bool {
 		return a.Has(RoleClientManager) || (a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false))
 	case ActionUserWrite, ActionUserResetPassword, ActionUserDelete:
 		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
-	case ActionUserRead, ActionOrgRead, ActionOrgCreate:
+	case ActionUserRead, ActionOrgRead, ActionOrgCreate, ActionOrgMembers:
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false)
-	case ActionOrgWrite:
+	case ActionOrgWrite, ActionOrgAdmins:
 		// An org admin reshapes the units below its own, never the unit
-		// that defines its scope.
+		// that defines its scope; so it appoints and removes the admins of
+		// those units, never its peers' (nor its own) scope.
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, true)
 	case ActionEnterpriseRead, ActionEnterpriseAgents:
 		return a.UserID != "" && a.UserID == t.Owner
 	}
-	return false // ActionUserSearch, ActionEnterpriseCreate and anything unknown: super admins only
+	return false // ActionUserSearch, ActionEnterpriseCreate, ActionGlobalRoles and anything unknown: super admins only
 }
 
 // withinScope reports whether at least one of the target's paths lies in

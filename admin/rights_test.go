@@ -84,6 +84,16 @@ func TestAllowed(t *testing.T) {
 		{"a client acting alone owns nothing", Actor{ClientID: "c"}, ActionEnterpriseAgents, Target{Owner: ""}, false},
 		{"owning an enterprise gives no right over accounts", nobody, ActionUserRead, Target{OrgPaths: []string{villA}, Owner: "x"}, false},
 		{"town admin cannot manage an enterprise's agents", townAdmin, ActionEnterpriseAgents, Target{Owner: "someone-else"}, false},
+		{"town admin puts people in its town", townAdmin, ActionOrgMembers, in(townA), true},
+		{"town admin puts people in its village", townAdmin, ActionOrgMembers, in(villA), true},
+		{"town admin cannot put people in another town", townAdmin, ActionOrgMembers, in(townB), false},
+		{"town admin appoints a village admin", townAdmin, ActionOrgAdmins, in(villA), true},
+		{"town admin cannot appoint or remove admins of its own town", townAdmin, ActionOrgAdmins, in(townA), false},
+		{"town admin cannot appoint admins elsewhere", townAdmin, ActionOrgAdmins, in(villB), false},
+		{"town admin cannot grant auditor or client_manager", townAdmin, ActionGlobalRoles, in(villA), false},
+		{"auditor cannot manage members", auditor, ActionOrgMembers, in(villA), false},
+		{"client manager cannot grant its own role", clients, ActionGlobalRoles, in(villA), false},
+		{"super admin grants global roles", super, ActionGlobalRoles, in(villA), true},
 		{"unknown action is refused", townAdmin, Action("user.erase"), in(villA), false},
 	}
 	for _, tt := range tests {

@@ -107,7 +107,12 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 		return
 	}
 	if in.OrgRole != "" && (!orgRoles[in.OrgRole] || in.OrgUnitID == "") {
-		fields = append(fields, FieldError{Field: "org_role", Reason: "must be member, admin, auditor or client_manager, with org_unit_id"})
+		fields = append(fields, FieldError{Field: "org_role", Reason: "must be " + orgRoleList + ", with org_unit_id"})
+	} else if in.OrgRole != "" && len(target.OrgPaths) == 1 && !MayGrant(a, target.OrgPaths[0], in.OrgRole) {
+		// The same rule as PUT /org-units/{id}/members/{user_id}: a new
+		// account must not carry a role its creator could not grant.
+		writeProblem(w, errForbidden)
+		return
 	}
 	u := &users.User{Username: in.Username, Kind: users.Kind(in.Kind), DisplayName: in.DisplayName, Email: in.Email, Phone: in.Phone, IDNumber: in.IDNumber}
 	var uv *users.ValidationError

@@ -69,6 +69,11 @@ type consoleView struct {
 	OrgKinds  []string
 	OrgRoles  []string
 	Form      url.Values // what the person typed, shown again after an error
+
+	// Members are the people of Unit; GrantRoles the roles the actor may
+	// give there.
+	Members    []memberRow
+	GrantRoles []string
 }
 
 type userRow struct {
@@ -82,9 +87,16 @@ type userSearch struct {
 }
 
 type unitRow struct {
-	ID, Name, Code, Kind, ParentID string
-	Depth                          int
-	CanWrite, CanCreate            bool
+	ID, Name, Code, Kind, ParentID, Path string
+	Depth                                int
+	CanWrite, CanCreate, CanMembers      bool
+}
+
+// memberRow is one person of a unit; CanChange says whether the actor may
+// change or take away the role held.
+type memberRow struct {
+	UserID, Username, DisplayName, Role, Status, AddedAt string
+	CanChange                                            bool
 }
 
 type clientRow struct {
@@ -139,6 +151,7 @@ func (c *AdminConsole) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+consolePath+"/org-units/{id}", c.orgUnit)
 	mux.HandleFunc("POST "+consolePath+"/org-units", c.createOrgUnit)
 	mux.HandleFunc("POST "+consolePath+"/org-units/{id}/{action}", c.orgUnitAction)
+	mux.HandleFunc("POST "+consolePath+"/org-units/{id}/members/{user_id}/{action}", c.memberAction)
 	mux.HandleFunc("GET "+consolePath+"/clients", c.clients)
 	mux.HandleFunc("POST "+consolePath+"/clients", c.createClient)
 	mux.HandleFunc("POST "+consolePath+"/clients/{id}/{action}", c.clientAction)
@@ -205,7 +218,7 @@ func (c *AdminConsole) begin(w http.ResponseWriter, r *http.Request, page, title
 
 // doneKeys are the outcomes a redirect may announce with ?done=.
 var doneKeys = map[string]bool{"created": true, "disabled": true, "enabled": true, "unlocked": true, "revoked": true,
-	"level": true, "renamed": true, "moved": true, "deleted": true}
+	"level": true, "renamed": true, "moved": true, "deleted": true, "member_added": true, "member_changed": true, "member_removed": true}
 
 // Field marks a form field the last problem named: invalid, described by
 // the message, and the first of them focused, so that a person using the
@@ -307,10 +320,11 @@ func (c *AdminConsole) units(w http.ResponseWriter, r *http.Request, cr *console
 		}
 		for _, u := range page.Items {
 			t := admin.Target{OrgPaths: []string{u.Path}}
-			out = append(out, unitRow{ID: u.ID, Name: u.Name, Code: u.Code, Kind: u.Kind, ParentID: u.ParentID,
-				Depth:     min(strings.Count(u.Path, "/")-2-base, maxTreeDepth),
-				CanWrite:  admin.Allowed(cr.actor, admin.ActionOrgWrite, t),
-				CanCreate: admin.Allowed(cr.actor, admin.ActionOrgCreate, t)})
+			out = append(out, unitRow{ID: u.ID, Name: u.Name, Code: u.Code, Kind: u.Kind, ParentID: u.ParentID, Path: u.Path,
+				Depth:      min(strings.Count(u.Path, "/")-2-base, maxTreeDepth),
+				CanWrite:   admin.Allowed(cr.actor, admin.ActionOrgWrite, t),
+				CanCreate:  admin.Allowed(cr.actor, admin.ActionOrgCreate, t),
+				CanMembers: admin.Allowed(cr.actor, admin.ActionOrgMembers, t)})
 		}
 	}
 	return out, true
@@ -613,9 +627,109 @@ func (c *AdminConsole) showUnit(w http.ResponseWriter, r *http.Request, cr *cons
 			return
 		}
 		u := page.Items[0]
-		cr.v.Unit = &unitRow{ID: u.ID, Name: u.Name, Code: u.Code, Kind: u.Kind, ParentID: u.ParentID}
+		cr.v.Unit = &unitRow{ID: u.ID, Name: u.Name, Code: u.Code, Kind: u.Kind, ParentID: u.ParentID, Path: u.Path}
+	}
+	if !c.members(w, r, cr) {
+		return
 	}
 	c.show(w, status, cr)
+}
+
+// members puts the first page of the unit's members (or the page after
+// ?after=) on the unit's page, with what the actor may do to each; an
+// error is answered and reported as false.
+func (c *AdminConsole) members(w http.ResponseWriter, r *http.Request, cr *consoleRequest) bool {
+	unit := cr.v.Unit
+	q := url.Values{"limit": {strconv.Itoa(consolePage)}}
+	if after := r.URL.Query().Get("after"); after != "" && r.Method == http.MethodGet {
+		q.Set("after", after)
+	}
+	res := c.api.Invoke(r, http.MethodGet, "/org-units/"+url.PathEscape(unit.ID)+"/members?"+q.Encode(), nil)
+	if res.Problem != nil {
+		c.fail(w, cr, res.Problem)
+		return false
+	}
+	var page struct {
+		Items []users.Member `json:"items"`
+		Next  string         `json:"next"`
+	}
+	if err := res.Decode(&page); err != nil {
+		c.p.failInternal(w, r, cr.lang, "console members", err)
+		return false
+	}
+	for _, m := range page.Items {
+		cr.v.Members = append(cr.v.Members, memberRow{UserID: m.UserID, Username: m.Username, DisplayName: m.DisplayName, Role: m.Role,
+			Status: string(m.Status), AddedAt: m.AddedAt.Format(time.DateOnly),
+			CanChange: unit.CanMembers && m.Status != users.StatusDeleted && admin.MayGrant(cr.actor, unit.Path, m.Role)})
+	}
+	if page.Next != "" {
+		cr.v.NextURL = consolePath + "/org-units/" + url.PathEscape(unit.ID) + "?" + url.Values{"after": {page.Next}}.Encode()
+	}
+	for _, role := range cr.v.OrgRoles {
+		if unit.CanMembers && admin.MayGrant(cr.actor, unit.Path, role) {
+			cr.v.GrantRoles = append(cr.v.GrantRoles, role)
+		}
+	}
+	return true
+}
+
+// addMember puts the person named by username in the unit with the
+// chosen role; the username is looked up as the API's search would.
+func (c *AdminConsole) addMember(r *http.Request, unitID string) (admin.Result, string) {
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	notFound := func(reason string) admin.Result {
+		p := &admin.Problem{Type: admin.ProblemBase + "validation", Title: "Invalid request", Status: http.StatusBadRequest,
+			Errors: []admin.FieldError{{Field: "username", Reason: reason}}}
+		return admin.Result{Status: p.Status, Problem: p}
+	}
+	if username == "" {
+		return notFound("is required"), ""
+	}
+	res := c.api.Invoke(r, http.MethodGet, "/users?"+url.Values{"username": {username}}.Encode(), nil)
+	if res.Problem != nil {
+		return res, ""
+	}
+	var page struct {
+		Items []*users.User `json:"items"`
+	}
+	if err := res.Decode(&page); err != nil || len(page.Items) == 0 {
+		// Not found, or not someone the actor may see: the same answer.
+		return notFound("is not a person you manage"), ""
+	}
+	res = c.api.Invoke(r, http.MethodPut, "/org-units/"+url.PathEscape(unitID)+"/members/"+url.PathEscape(page.Items[0].ID),
+		map[string]string{"role": r.PostForm.Get("role")})
+	if res.Status == http.StatusCreated {
+		return res, "member_added"
+	}
+	return res, "member_changed"
+}
+
+// memberAction changes the role a person holds in a unit, or takes the
+// person out of it.
+func (c *AdminConsole) memberAction(w http.ResponseWriter, r *http.Request) {
+	cr, ok := c.begin(w, r, "org-unit", "console.org")
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	path := "/org-units/" + url.PathEscape(id) + "/members/" + url.PathEscape(r.PathValue("user_id"))
+	var res admin.Result
+	var done string
+	switch r.PathValue("action") {
+	case "role":
+		res, done = c.api.Invoke(r, http.MethodPut, path, map[string]string{"role": r.PostForm.Get("role")}), "member_changed"
+	case "remove":
+		res, done = c.api.Invoke(r, http.MethodDelete, path, nil), "member_removed"
+	default:
+		c.p.fail(w, r, http.StatusNotFound, cr.lang, "error.title", "console.err.not-found")
+		return
+	}
+	if res.Problem != nil {
+		status := c.problem(cr, res.Problem)
+		c.showUnit(w, r, cr, id, status)
+		return
+	}
+	seeOther(w, consolePath+"/org-units/"+url.PathEscape(id)+"?done="+done)
 }
 
 func (c *AdminConsole) createOrgUnit(w http.ResponseWriter, r *http.Request) {
@@ -666,6 +780,8 @@ func (c *AdminConsole) orgUnitAction(w http.ResponseWriter, r *http.Request) {
 	case "delete":
 		res = c.api.Invoke(r, http.MethodDelete, "/org-units/"+url.PathEscape(id), nil)
 		done, next = "deleted", consolePath+"/org-units"
+	case "members":
+		res, done = c.addMember(r, id)
 	default:
 		c.p.fail(w, r, http.StatusNotFound, cr.lang, "error.title", "console.err.not-found")
 		return

@@ -482,3 +482,66 @@ func TestConsoleAuditExportLinkWorksForTheAuditor(t *testing.T) {
 		t.Fatalf("a bad date is not named: %s", visibleText(body))
 	}
 }
+
+func TestConsoleOrgUnitMembers(t *testing.T) {
+	f := newConsoleFixture(t, dbtest.Open(t, db.SQLite))
+	ctx := context.Background()
+	role := func(unit *users.OrgUnit, u *users.User) string {
+		r, err := f.api.OrgUnits.MemberRole(ctx, unit.ID, u.ID)
+		if err != nil {
+			return ""
+		}
+		return r
+	}
+	resp, body := f.as("town", "/admin/org-units/"+f.villageA.ID)
+	if text := visibleText(body); resp.StatusCode != 200 || !strings.Contains(text, "staff-a") || !strings.Contains(text, "name of boss") ||
+		!strings.Contains(body, `action="/admin/org-units/`+f.villageA.ID+`/members"`) || !strings.Contains(body, `<option value="admin"`) ||
+		strings.Contains(body, `<option value="auditor"`) {
+		t.Fatalf("village page: %d %s", resp.StatusCode, text)
+	}
+	// In its own unit the town admin adds members but appoints no admin.
+	if _, body := f.as("town", "/admin/org-units/"+f.townA.ID); !strings.Contains(body, `<option value="member"`) || strings.Contains(body, `<option value="admin"`) {
+		t.Fatalf("town page offers roles the town admin may not grant: %s", visibleText(body))
+	}
+	cases := []struct {
+		name, role, path string
+		form             url.Values
+		status           int
+		check            func() bool
+	}{
+		{"town admin adds a person by username", "town", "/admin/org-units/" + f.townA.ID + "/members", url.Values{"username": {"staff-a"}, "role": {"member"}}, 303,
+			func() bool { return role(f.townA, f.staffA) == "member" }},
+		{"town admin makes a village admin", "town", "/admin/org-units/" + f.villageA.ID + "/members/" + f.staffA.ID + "/role", url.Values{"role": {"admin"}}, 303,
+			func() bool { return role(f.villageA, f.staffA) == "admin" }},
+		{"town admin may not remove itself", "town", "/admin/org-units/" + f.townA.ID + "/members/" + f.townAdmin.ID + "/remove", url.Values{}, 403,
+			func() bool { return role(f.townA, f.townAdmin) == "admin" }},
+		{"town admin may not grant auditor", "town", "/admin/org-units/" + f.villageA.ID + "/members/" + f.staffA.ID + "/role", url.Values{"role": {"auditor"}}, 403,
+			func() bool { return role(f.villageA, f.staffA) == "admin" }},
+		{"a person it does not manage is not found", "town", "/admin/org-units/" + f.villageA.ID + "/members", url.Values{"username": {"staff-b"}, "role": {"member"}}, 400,
+			func() bool { return role(f.villageA, f.staffB) == "" }},
+		{"town admin removes a member", "town", "/admin/org-units/" + f.villageA.ID + "/members/" + f.staffA.ID + "/remove", url.Values{}, 303,
+			func() bool { return role(f.villageA, f.staffA) == "" }},
+		{"super admin grants client_manager", "super", "/admin/org-units/" + f.townB.ID + "/members/" + f.staffB.ID + "/role", url.Values{"role": {"client_manager"}}, 303,
+			func() bool { return role(f.townB, f.staffB) == "client_manager" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := f.postAs(c.role, c.path, c.form)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, visibleText(body))
+			}
+			if c.status == 303 && !strings.Contains(resp.Header.Get("Location"), "?done=member_") {
+				t.Errorf("redirect to %q", resp.Header.Get("Location"))
+			}
+			if c.status == 400 && !strings.Contains(body, `id="member-username" name="username" aria-invalid="true"`) {
+				t.Errorf("the username field is not marked: %s", visibleText(body))
+			}
+			if !c.check() {
+				t.Error("the memberships are not as the outcome says")
+			}
+		})
+	}
+	if list, _ := f.audit.List(ctx, audit.Filter{Subject: f.staffA.ID, Action: "org.member_remove", Actor: f.townAdmin.ID}); len(list) != 1 {
+		t.Errorf("removal audited %d times", len(list))
+	}
+}

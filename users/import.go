@@ -68,6 +68,9 @@ type ImportOptions struct {
 	// Allow says whether the caller may create accounts in unit (nil for a
 	// row without org_unit_code); nil allows everything (the CLI).
 	Allow func(unit *OrgUnit) bool
+	// AllowRole says whether the caller may give role ("member" when the
+	// row names none) in unit; nil allows every role (the CLI).
+	AllowRole func(unit *OrgUnit, role string) bool
 	// Audit is the template of the records written: Actor, ClientID, IP
 	// and UserAgent are taken from it.
 	Audit audit.Event
@@ -384,6 +387,8 @@ func (run *importRun) parse(ctx context.Context, line int, rec []string) *import
 		run.reject(row, "role", "must be member, admin, auditor or client_manager")
 	case code == "":
 		run.reject(row, "role", "needs an org_unit_code")
+	case !row.reject && row.unit != nil && run.opts.AllowRole != nil && !run.opts.AllowRole(row.unit, row.role):
+		run.reject(row, "role", "is a role you may not grant in this org unit")
 	}
 	if row.reject {
 		return nil

@@ -184,6 +184,100 @@ func (o *OrgUnits) RemoveMember(ctx context.Context, unitID, userID string) erro
 	return o.d.ExecOne(ctx, `DELETE FROM org_memberships WHERE org_unit_id = ? AND user_id = ?`, unitID, userID)
 }
 
+// Member is one person's place in a unit, as the unit's member list shows
+// it: enough to recognise the person, never a phone or ID number.
+type Member struct {
+	UserID      string    `json:"user_id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Status      Status    `json:"status"`
+	OrgUnitID   string    `json:"org_unit_id"`
+	Role        string    `json:"role"`
+	AddedAt     time.Time `json:"added_at"`
+}
+
+// MemberRole returns the role userID holds in unitID, or an error wrapping
+// db.ErrNotFound when the person is not a member there.
+func (o *OrgUnits) MemberRole(ctx context.Context, unitID, userID string) (string, error) {
+	var role string
+	err := o.d.QueryRow(ctx, `SELECT role FROM org_memberships WHERE org_unit_id = ? AND user_id = ?`+o.d.ForUpdate(), unitID, userID).Scan(&role)
+	if err != nil {
+		return "", fmt.Errorf("membership of %s in %s: %w", userID, unitID, o.d.Err(err))
+	}
+	return role, nil
+}
+
+// SetMember puts userID in unitID with role, or changes the role held
+// there. previous is the role held before, "" when the person was not a
+// member: the caller tells an addition from a change with it, even when two
+// requests race (the row is inserted or locked before it is read).
+func (o *OrgUnits) SetMember(ctx context.Context, unitID, userID, role string) (previous string, err error) {
+	err = o.d.InTx(ctx, func(ctx context.Context) error {
+		res, err := o.d.Exec(ctx, `INSERT INTO org_memberships (org_unit_id, user_id, role, added_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (org_unit_id, user_id) DO NOTHING`, unitID, userID, role, time.Now().UTC().Truncate(time.Microsecond))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		if previous, err = o.MemberRole(ctx, unitID, userID); err != nil || previous == role {
+			return err
+		}
+		return o.d.ExecOne(ctx, `UPDATE org_memberships SET role = ? WHERE org_unit_id = ? AND user_id = ?`, role, unitID, userID)
+	})
+	return previous, err
+}
+
+// Members lists the people of a unit (with subtree, of every unit whose
+// path starts with the unit's), one entry per person and unit, ordered by
+// user id then unit id and starting after (afterUser, afterUnit).
+// Deleted accounts are listed, with their status, until they are erased.
+func (o *OrgUnits) Members(ctx context.Context, unit *OrgUnit, subtree bool, afterUser, afterUnit string, limit int) ([]Member, error) {
+	where, arg := `m.org_unit_id = ?`, any(unit.ID)
+	if subtree {
+		where, arg = `m.org_unit_id IN (SELECT id FROM org_units WHERE path LIKE ?)`, likePrefix(unit.Path)
+	}
+	return o.members(ctx, where+` AND (m.user_id > ? OR (m.user_id = ? AND m.org_unit_id > ?))
+		ORDER BY m.user_id, m.org_unit_id LIMIT ?`, arg, afterUser, afterUser, afterUnit, limit)
+}
+
+// Member returns userID's membership of unitID, or an error wrapping
+// db.ErrNotFound.
+func (o *OrgUnits) Member(ctx context.Context, unitID, userID string) (*Member, error) {
+	list, err := o.members(ctx, `m.org_unit_id = ? AND m.user_id = ?`, unitID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("membership of %s in %s %w", userID, unitID, db.ErrNotFound)
+	}
+	return &list[0], nil
+}
+
+func (o *OrgUnits) members(ctx context.Context, where string, args ...any) ([]Member, error) {
+	rows, err := o.d.Query(ctx, `SELECT m.user_id, u.username, u.display_name, u.status, u.deleted_at IS NOT NULL, m.org_unit_id, m.role, m.added_at
+		FROM org_memberships m JOIN users u ON u.id = m.user_id WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		var deleted bool
+		if err := rows.Scan(&m.UserID, &m.Username, &m.DisplayName, &m.Status, &deleted, &m.OrgUnitID, &m.Role, &m.AddedAt); err != nil {
+			return nil, o.d.Err(err)
+		}
+		if deleted {
+			m.Status = StatusDeleted
+		}
+		m.AddedAt = m.AddedAt.UTC()
+		out = append(out, m)
+	}
+	return out, o.d.Err(rows.Err())
+}
+
 // UnitsOf lists the units a person belongs to.
 func (o *OrgUnits) UnitsOf(ctx context.Context, userID string) ([]*OrgUnit, error) {
 	return o.query(ctx, `SELECT `+orgColumns+` FROM org_units WHERE id IN (SELECT org_unit_id FROM org_memberships WHERE user_id = ?) ORDER BY path`, userID)

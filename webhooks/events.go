@@ -9,8 +9,9 @@ import (
 
 // The events of account changes, built in one place: Listener for the
 // accounts (every path that changes one goes through users.SQLStore), and
-// MembershipEvent for the admin API and the import, the paths that put
-// people in org units.
+// MembershipEvent and MembershipChange for the admin API and the import,
+// the paths that put people in org units, change their role there and take
+// them out.
 
 // UserData is what a department system learns of an account: enough to
 // keep its copy in step, never a phone or ID number.
@@ -31,6 +32,9 @@ type MembershipData struct {
 	OrgUnitID   string `json:"org_unit_id"`
 	OrgUnitCode string `json:"org_unit_code,omitempty"`
 	Role        string `json:"role"`
+	// PreviousRole is the role held before a membership.updated (Role is
+	// then the new one; in membership.removed, the one given up).
+	PreviousRole string `json:"previous_role,omitempty"`
 }
 
 // UserEvent is a user.* event about u. A deleted account's event carries
@@ -47,10 +51,17 @@ func UserEvent(typ string, u *users.User) Event {
 
 // MembershipEvent is a membership.added event.
 func MembershipEvent(userID string, unit *users.OrgUnit, role string) Event {
+	return MembershipChange(MembershipAdded, userID, unit, role, "")
+}
+
+// MembershipChange is a membership.* event of type typ: added and removed
+// carry the role held, updated the new role and previousRole.
+func MembershipChange(typ, userID string, unit *users.OrgUnit, role, previousRole string) Event {
 	if role == "" {
 		role = "member"
 	}
-	return Event{Type: MembershipAdded, Data: map[string]any{"membership": MembershipData{UserID: userID, OrgUnitID: unit.ID, OrgUnitCode: unit.Code, Role: role}}}
+	return Event{Type: typ, Data: map[string]any{"membership": MembershipData{UserID: userID, OrgUnitID: unit.ID, OrgUnitCode: unit.Code,
+		Role: role, PreviousRole: previousRole}}}
 }
 
 // Listener turns the account changes users.SQLStore makes into events,

@@ -1,8 +1,8 @@
 // Package webhooks delivers change events (user created, updated, disabled,
-// deleted; org membership added) to the department systems that subscribed
-// to them, as signed HTTP POSTs. Events are written to an outbox table in
-// the transaction of the change they describe, and a worker on any node
-// sends them, with retries and a delivery log.
+// deleted; org membership added, role changed, removed) to the department
+// systems that subscribed to them, as signed HTTP POSTs. Events are written
+// to an outbox table in the transaction of the change they describe, and a
+// worker on any node sends them, with retries and a delivery log.
 package webhooks
 
 import (
@@ -36,10 +36,14 @@ const (
 	UserDeleted       = "user.deleted"
 	MembershipAdded   = "membership.added"
 	MembershipRemoved = "membership.removed"
+	// MembershipUpdated is a change of the role a person holds in a unit:
+	// one event, so that a receiver never sees the person briefly out of
+	// the unit, whatever order retried deliveries arrive in.
+	MembershipUpdated = "membership.updated"
 )
 
 // Types lists every event type a subscription may ask for.
-var Types = []string{UserCreated, UserUpdated, UserDisabled, UserDeleted, MembershipAdded, MembershipRemoved}
+var Types = []string{UserCreated, UserUpdated, UserDisabled, UserDeleted, MembershipAdded, MembershipUpdated, MembershipRemoved}
 
 // The headers of a delivery.
 const (
