@@ -94,6 +94,12 @@ type Target struct {
 	// SuperAdmin is set when the target account is itself a super admin:
 	// only another super admin may change it, wherever it sits.
 	SuperAdmin bool
+	// AdminPaths are the units the target person is admin of, and
+	// GlobalRole says it holds auditor or client_manager: rights an org
+	// admin must not be able to take over by resetting the person's
+	// password.
+	AdminPaths []string
+	GlobalRole bool
 	// Owner is the account that answers for the target without an admin
 	// role: an enterprise's legal representative.
 	Owner string
@@ -111,7 +117,12 @@ func Allowed(a Actor, action Action, t Target) bool {
 		// A department's admin looks after the department's own systems.
 		return a.Has(RoleClientManager) || (a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false))
 	case ActionUserWrite, ActionUserResetPassword, ActionUserDelete:
-		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && withinScope(a.OrgScopes, t.OrgPaths, false)
+		// Changing, resetting or deleting an account is taking it over, so
+		// everything the person holds must lie in the actor's scope: every
+		// unit they belong to, and every unit they administer strictly
+		// below the actor's own (never a peer); no global role.
+		return a.Has(RoleOrgAdmin) && !t.SuperAdmin && !t.GlobalRole && len(t.OrgPaths) > 0 &&
+			withinScopeAll(a.OrgScopes, t.OrgPaths, false) && withinScopeAll(a.OrgScopes, t.AdminPaths, true)
 	case ActionUserRead, ActionOrgRead, ActionOrgCreate, ActionOrgMembers:
 		return a.Has(RoleOrgAdmin) && withinScope(a.OrgScopes, t.OrgPaths, false)
 	case ActionOrgWrite, ActionOrgAdmins:
@@ -123,6 +134,17 @@ func Allowed(a Actor, action Action, t Target) bool {
 		return a.UserID != "" && a.UserID == t.Owner
 	}
 	return false // ActionUserSearch, ActionEnterpriseCreate, ActionGlobalRoles and anything unknown: super admins only
+}
+
+// withinScopeAll reports whether every path lies in one of the scopes
+// (strictly below it when strict is set); true for no paths.
+func withinScopeAll(scopes, paths []string, strict bool) bool {
+	for _, p := range paths {
+		if !withinScope(scopes, []string{p}, strict) {
+			return false
+		}
+	}
+	return true
 }
 
 // withinScope reports whether at least one of the target's paths lies in

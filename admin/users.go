@@ -83,6 +83,12 @@ func (api *API) userTarget(ctx context.Context, userID string) (Target, error) {
 	t := Target{}
 	for _, m := range ms {
 		t.OrgPaths = append(t.OrgPaths, m.path)
+		switch m.role {
+		case "admin":
+			t.AdminPaths = append(t.AdminPaths, m.path)
+		case string(RoleAuditor), string(RoleClientManager):
+			t.GlobalRole = true
+		}
 	}
 	return t, nil
 }
