@@ -145,8 +145,7 @@ func openSQLite(ctx context.Context, path string, opts PoolOptions) (*DB, error)
 	d := &DB{sql: pool, dialect: SQLite, target: path}
 	// Reading the schema catches files that are not SQLite databases, and a
 	// lock held by another process, without writing anything.
-	var n int
-	if err := pool.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+	if err := probeSQLite(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("sqlite database %s: %s; nothing was changed", path, describeSQLiteError(err))
 	}
@@ -173,6 +172,32 @@ func withDefaultConnectTimeout(rawURL string) string {
 	q.Set("connect_timeout", defaultConnectTimeout)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// sqliteOpenPatience is how long opening waits for a lock that another
+// process holds, as busy_timeout does for statements.
+const sqliteOpenPatience = 5 * time.Second
+
+// probeSQLite reads the schema through a new connection, retrying while
+// the file is busy: the journal_mode pragma a connection runs first gets
+// SQLITE_BUSY at once, without the busy timeout, while another process is
+// switching a new file to WAL (several nodes starting on one file).
+func probeSQLite(ctx context.Context, pool *sql.DB) error {
+	deadline := time.Now().Add(sqliteOpenPatience)
+	for {
+		var n int
+		err := pool.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n)
+		var se *sqlite.Error
+		busy := errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
+		if !busy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func describeSQLiteError(err error) string {
