@@ -64,7 +64,7 @@ func TestRegisterWithSMSCode(t *testing.T) {
 	b.do("open the sign-in page", chromedp.Navigate(hh.issuer+"/login"))
 	b.do("follow the register link", chromedp.Click(chromedp.CSS(`a[href^="/register"]`)))
 	b.waitText("使用本人手机号注册个人账号。")
-	if f := b.focused(); f != "phone" {
+	if f := b.focusOn("phone"); f != "phone" {
 		t.Errorf("focus is on %q, want the phone field", f)
 	}
 	b.screenshot("phone")
@@ -73,7 +73,7 @@ func TestRegisterWithSMSCode(t *testing.T) {
 	b.fill("phone", "12345")
 	b.press("/register", "send")
 	b.waitText("请输入 11 位中国大陆手机号。")
-	if f := b.focused(); f != "phone" {
+	if f := b.focusOn("phone"); f != "phone" {
 		t.Errorf("after a bad number the focus is on %q, want the phone field", f)
 	}
 	b.screenshot("bad-phone")
@@ -81,7 +81,7 @@ func TestRegisterWithSMSCode(t *testing.T) {
 	b.fill("phone", phone)
 	b.press("/register", "send")
 	b.waitText("验证码已发送")
-	if f := b.focused(); f != "code" {
+	if f := b.focusOn("code"); f != "code" {
 		t.Errorf("after sending the focus is on %q, want the code field", f)
 	}
 	b.screenshot("code-sent")
@@ -133,7 +133,7 @@ func TestSignInWithSMSCode(t *testing.T) {
 	b.do("choose a code by SMS", chromedp.Click(chromedp.CSS(`a[href^="/login/sms"]`)))
 	b.waitText("输入账号绑定的手机号，我们会发送短信验证码。")
 	b.waitText("登录以继续使用“政务服务门户”")
-	if f := b.focused(); f != "phone" {
+	if f := b.focusOn("phone"); f != "phone" {
 		t.Errorf("focus is on %q, want the phone field", f)
 	}
 	b.screenshot("phone")
@@ -142,7 +142,7 @@ func TestSignInWithSMSCode(t *testing.T) {
 	b.fill("phone", phoneSMS)
 	b.press("/login/sms", "send")
 	b.waitText("验证码已发送")
-	if f := b.focused(); f != "code" {
+	if f := b.focusOn("code"); f != "code" {
 		t.Errorf("after sending the focus is on %q, want the code field", f)
 	}
 	b.screenshot("code-sent")
@@ -158,7 +158,7 @@ func TestSignInWithSMSCode(t *testing.T) {
 	b.fill("code", wrong)
 	b.press("/login/sms", "login")
 	b.waitText("验证码错误，请检查后重新输入。")
-	if f := b.focused(); f != "code" {
+	if f := b.focusOn("code"); f != "code" {
 		t.Errorf("after a wrong code the focus is on %q, want the code field", f)
 	}
 	b.screenshot("wrong-code")
@@ -219,7 +219,7 @@ func TestTOTPEnrolmentAndSignIn(t *testing.T) {
 	other.do("open the department system", chromedp.Navigate(hh.rp.url+"/start?client=portal"))
 	other.signIn(userTOTP, hh.users[userTOTP])
 	other.waitText("请输入手机上身份验证器应用显示的 6 位验证码。")
-	if f := other.focused(); f != "code" {
+	if f := other.focusOn("code"); f != "code" {
 		t.Errorf("focus is on %q, want the code field", f)
 	}
 	other.screenshot("mfa")
@@ -270,7 +270,7 @@ func TestSignOutOtherSessionFromAccountCentre(t *testing.T) {
 	if path := eval[string](b, `location.pathname`); path != "/login" {
 		t.Errorf("the signed-out browser is at %s, want the sign-in page", path)
 	}
-	if f := b.focused(); f != "identifier" {
+	if f := b.focusOn("identifier"); f != "identifier" {
 		t.Errorf("focus is on %q, want the account field", f)
 	}
 	b.screenshot("signed-out")

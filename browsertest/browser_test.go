@@ -106,6 +106,17 @@ func (b *tab) focused() string {
 	return eval[string](b, `document.activeElement ? document.activeElement.id : ""`)
 }
 
+// focusOn waits up to 5 s for the keyboard focus to reach the element
+// with the given id and returns the id that has it then: Chromium moves
+// the focus to an autofocus field at its next rendering update, which on
+// a busy machine can come after the page has finished loading.
+func (b *tab) focusOn(id string) string {
+	b.t.Helper()
+	js, _ := json.Marshal(id)
+	_ = b.waitTrue(fmt.Sprintf(`document.activeElement && document.activeElement.id === %s`, js), 5*time.Second)
+	return b.focused()
+}
+
 // screenshot saves the whole page to the test's temp dir, and to
 // $SSO_TEST_SCREENSHOTS when set, so a person can look at each page.
 func (b *tab) screenshot(name string) {
@@ -148,7 +159,7 @@ func TestSignInConsentAndLandInRelyingParty(t *testing.T) {
 	b := newTab(t, "desktop")
 	b.do("open the department system", chromedp.Navigate(hh.rp.url+"/start?client=tax"))
 	b.waitText("登录以继续使用“税务办事系统”")
-	if f := b.focused(); f != "identifier" {
+	if f := b.focusOn("identifier"); f != "identifier" {
 		t.Errorf("focus is on %q, want the account field", f)
 	}
 	b.screenshot("sign-in")
@@ -159,7 +170,7 @@ func TestSignInConsentAndLandInRelyingParty(t *testing.T) {
 	if got := eval[string](b, `document.getElementById("identifier").value`); got != userAlice {
 		t.Errorf("the account field holds %q after a wrong password", got)
 	}
-	if f := b.focused(); f != "password" {
+	if f := b.focusOn("password"); f != "password" {
 		t.Errorf("after a wrong password the focus is on %q, want the password field", f)
 	}
 	b.screenshot("wrong-password")

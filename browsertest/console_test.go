@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -196,7 +197,7 @@ func TestAccessibilityOfTheConsole(t *testing.T) {
 	b.fill("username", "x", "phone", "123")
 	b.submit("/admin/users")
 	b.waitText("填写的内容有误")
-	if !eval[bool](b, `document.activeElement.getAttribute("aria-invalid") === "true"`) {
+	if b.waitTrue(`document.activeElement.getAttribute("aria-invalid") === "true"`, 5*time.Second) != nil {
 		t.Errorf("after the error the focus is on %q, not on a field to correct", b.focused())
 	}
 	if got := eval[string](b, `document.getElementById("phone").value`); got != "123" {

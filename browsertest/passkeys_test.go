@@ -93,7 +93,7 @@ func TestPasskeyRegistrationAndPasswordlessSignIn(t *testing.T) {
 	})
 	b.do("open the department system", chromedp.Navigate(hh.rp.url+"/start?client=portal"))
 	b.waitText("使用通行密钥登录")
-	if f := b.focused(); f != "identifier" {
+	if f := b.focusOn("identifier"); f != "identifier" {
 		t.Errorf("focus is on %q, want the account field", f)
 	}
 	b.screenshot("sign-in")
