@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/govsso/sso/audit"
 	"github.com/govsso/sso/db"
@@ -173,8 +174,34 @@ func TestOrgUnitTree(t *testing.T) {
 			t.Fatalf("units of staff: %+v", units)
 		}
 		o.RemoveMember(ctx, village.ID, "staff-1")
-		if err := o.Delete(ctx, village.ID); err != nil {
+
+		// A deleted account waiting for erasure does not hold the unit up;
+		// a live one does, and a refused delete keeps every membership.
+		s := newTestStore(t, d)
+		gone, live := person(t, s, "gone-staff"), person(t, s, "live-staff")
+		for _, u := range []*User{gone, live} {
+			if err := o.AddMember(ctx, village.ID, u.ID, "member"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.SoftDelete(ctx, gone.ID, time.Now()); err != nil {
 			t.Fatal(err)
+		}
+		if err := o.Delete(ctx, village.ID); !errors.Is(err, ErrOrgUnitNotEmpty) {
+			t.Fatalf("deleting a unit with a live member: %v", err)
+		}
+		if units, _ := o.UnitsOf(ctx, gone.ID); len(units) != 1 {
+			t.Fatalf("a refused delete lost the deleted account's membership: %+v", units)
+		}
+		o.RemoveMember(ctx, village.ID, live.ID)
+		if err := o.Delete(ctx, village.ID); err != nil {
+			t.Fatalf("deleting a unit whose only member is a deleted account: %v", err)
+		}
+		if units, _ := o.UnitsOf(ctx, gone.ID); len(units) != 0 {
+			t.Fatalf("the deleted account still belongs to the deleted unit: %+v", units)
+		}
+		if _, err := o.Get(ctx, village.ID); !errors.Is(err, db.ErrNotFound) {
+			t.Fatalf("the unit is still there: %v", err)
 		}
 		if err := o.Rename(ctx, town.ID, "甲街道"); err != nil {
 			t.Fatal(err)

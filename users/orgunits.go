@@ -152,15 +152,23 @@ func (o *OrgUnits) Move(ctx context.Context, id, newParentID string) error {
 	})
 }
 
-// Delete removes a unit that has no members and no sub-units.
+// Delete removes a unit that has no members and no sub-units. Deleted
+// accounts keep their memberships until they are erased, but they do not
+// hold a unit up: their memberships go with it.
 func (o *OrgUnits) Delete(ctx context.Context, id string) error {
 	return o.d.InTx(ctx, func(ctx context.Context) error {
 		var n int
-		if err := o.d.QueryRow(ctx, `SELECT (SELECT count(*) FROM org_memberships WHERE org_unit_id = ?) + (SELECT count(*) FROM org_units WHERE parent_id = ?)`, id, id).Scan(&n); err != nil {
+		if err := o.d.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM org_memberships m WHERE m.org_unit_id = ?
+				AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id AND u.deleted_at IS NOT NULL))
+			+ (SELECT count(*) FROM org_units WHERE parent_id = ?)`, id, id).Scan(&n); err != nil {
 			return o.d.Err(err)
 		}
 		if n > 0 {
 			return ErrOrgUnitNotEmpty
+		}
+		if _, err := o.d.Exec(ctx, `DELETE FROM org_memberships WHERE org_unit_id = ?`, id); err != nil {
+			return err
 		}
 		return o.d.ExecOne(ctx, `DELETE FROM org_units WHERE id = ?`, id)
 	})
