@@ -139,6 +139,11 @@ func TestMembershipRoutes(t *testing.T) {
 			(list[0].Details["role"] != "auditor" || list[0].Details["previous_role"] != "member" || list[0].Details["org_unit_id"] != f.townB.ID) {
 			t.Errorf("role change details: %v", list[0].Details)
 		}
+		// A role given with a new account is audited with the account.
+		created, _ := f.api.Audit.List(ctx, audit.Filter{Action: audit.ActionUserCreate, Actor: f.townAdmin.ID})
+		if len(created) != 1 || created[0].Details["role"] != "admin" || created[0].Details["org_unit_id"] != f.villageA.ID {
+			t.Errorf("user.create records of the town admin: %+v", created)
+		}
 
 		// The outbox holds one event per change, in order, with the roles.
 		rows, err := d.Query(ctx, `SELECT event_type, payload FROM webhook_deliveries ORDER BY id`)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -145,7 +146,12 @@ func (api *API) createUser(w http.ResponseWriter, r *http.Request, a Actor) {
 				return err
 			}
 		}
-		return api.record(ctx, r, a, audit.ActionUserCreate, u.ID, map[string]string{"username": u.Username, "org_unit_id": in.OrgUnitID})
+		details := map[string]string{"username": u.Username, "org_unit_id": in.OrgUnitID}
+		if in.OrgUnitID != "" {
+			// The role is a grant like PUT …/members/{id}, audited alike.
+			details["role"] = cmp.Or(in.OrgRole, "member")
+		}
+		return api.record(ctx, r, a, audit.ActionUserCreate, u.ID, details)
 	})
 	if err != nil {
 		api.writeError(w, r, err)

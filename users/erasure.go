@@ -89,16 +89,22 @@ func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now
 	}
 	var done []string
 	for _, id := range ids {
+		var gone bool
 		err := s.d.InTx(ctx, func(ctx context.Context) error {
-			if err := s.erase(ctx, log, id, now); err != nil {
+			err := s.erase(ctx, log, id, now)
+			if gone = errors.Is(err, db.ErrNotFound); err != nil {
 				return err
 			}
 			if also != nil {
-				return also(ctx, id)
+				// A not-found from another domain is an error to report,
+				// not "already erased": only erase's own update says that.
+				if err := also(ctx, id); err != nil {
+					return fmt.Errorf("erase what other domains hold of account %s: %w", id, err)
+				}
 			}
 			return nil
 		})
-		if errors.Is(err, db.ErrNotFound) {
+		if gone {
 			continue // another node erased it first
 		}
 		if err != nil {

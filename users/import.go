@@ -2,6 +2,7 @@ package users
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -471,6 +472,9 @@ func (run *importRun) flush(ctx context.Context, last bool) error {
 			e.Details = map[string]string{"username": row.user.Username, "kind": string(row.user.Kind), "via": "import", "line": strconv.Itoa(row.line)}
 			if row.unit != nil {
 				e.Details["org_unit_id"] = row.unit.ID
+				// A role given with the account is a grant like any other:
+				// a search for who was made admin must find it.
+				e.Details["role"] = cmp.Or(row.role, "member")
 			}
 			events = append(events, e)
 		}

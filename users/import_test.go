@@ -136,6 +136,11 @@ func TestImportReportsEveryBadRowAndImportsTheRest(t *testing.T) {
 		if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.create' AND actor = 'tester'`); n != 3 {
 			t.Errorf("%d user.create records, want 3", n)
 		}
+		// The role given with the account is audited with it.
+		if list, err := e.log.List(ctx, audit.Filter{Subject: alice.ID, Action: audit.ActionUserCreate}); err != nil || len(list) != 1 ||
+			list[0].Details["role"] != "admin" || list[0].Details["org_unit_id"] != unit.ID {
+			t.Errorf("alice's user.create record: %+v, %v; want role admin in %s", list, err, unit.ID)
+		}
 		if n := e.count(t, `SELECT count(*) FROM audit_events WHERE action = 'user.import' AND result = 'success'`); n != 1 {
 			t.Errorf("%d summary records, want 1", n)
 		}

@@ -167,7 +167,10 @@ func (o *OrgUnits) Delete(ctx context.Context, id string) error {
 		if n > 0 {
 			return ErrOrgUnitNotEmpty
 		}
-		if _, err := o.d.Exec(ctx, `DELETE FROM org_memberships WHERE org_unit_id = ?`, id); err != nil {
+		// Only the deleted accounts' memberships: one added by a concurrent
+		// request after the count above must not vanish without a trace.
+		if _, err := o.d.Exec(ctx, `DELETE FROM org_memberships WHERE org_unit_id = ?
+			AND user_id IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)`, id); err != nil {
 			return err
 		}
 		return o.d.ExecOne(ctx, `DELETE FROM org_units WHERE id = ?`, id)
