@@ -34,29 +34,12 @@ func TestRefreshAndItsRecordCommitTogether(t *testing.T) {
 			}
 			return n
 		}
-		block, unblock := []string{
-			`CREATE TRIGGER block_token_audit BEFORE INSERT ON audit_events WHEN NEW.action = 'oauth.token' BEGIN SELECT RAISE(ABORT, 'blocked'); END`,
-		}, []string{`DROP TRIGGER block_token_audit`}
-		if d.Dialect() == db.Postgres {
-			block = []string{
-				`CREATE FUNCTION block_token_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.action = 'oauth.token' THEN RAISE EXCEPTION 'blocked'; END IF; RETURN NEW; END $$`,
-				`CREATE TRIGGER block_token_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION block_token_audit()`,
-			}
-			unblock = []string{`DROP TRIGGER block_token_audit ON audit_events`, `DROP FUNCTION block_token_audit()`}
-		}
-		exec := func(stmts []string) {
-			for _, q := range stmts {
-				if _, err := d.Exec(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-		}
 		before := records()
-		exec(block)
+		unblock := dbtest.FailInserts(t, d, "audit_events", "NEW.action = 'oauth.token'")
 		if status, out := refresh(); status == 200 {
 			t.Fatalf("refreshed although the record could not be written (%d, %d fields)", status, len(out))
 		}
-		exec(unblock)
+		unblock()
 		if n := records(); n != before {
 			t.Fatalf("%d records after the failed refresh, want %d", n, before)
 		}

@@ -367,13 +367,6 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 // Connect rows deleted with one more.
 func (p *Provider) batched(ctx context.Context, r *http.Request, grant string, issue func(context.Context) error) error {
 	ctx, batch := withTokenBatch(ctx)
-	defer func() {
-		// What is left of a redeemed code; should this fail, the rows
-		// are unusable without the code and housekeeping purges them.
-		if err := batch.flushDeletes(context.WithoutCancel(ctx), p.store); err != nil {
-			p.log.WarnContext(ctx, "deleting used code rows failed", "err", err)
-		}
-	}()
 	if code := r.PostFormValue("code"); grant == GrantAuthorizationCode && code != "" {
 		sig := key(p.tokens.AuthorizeCodeSignature(ctx, code))
 		refs := []TokenRef{{KindAuthorizeCode, sig}, {KindPKCE, sig}, {KindOpenIDSession, key(code)}}
@@ -381,10 +374,22 @@ func (p *Provider) batched(ctx context.Context, r *http.Request, grant string, i
 			return err
 		}
 	}
-	if err := issue(ctx); err != nil {
-		return err
+	err := issue(ctx)
+	if err == nil {
+		err = batch.flushCreates(ctx, p.store) // fosite committed them already; this is a safety net
 	}
-	return batch.flushCreates(ctx, p.store) // fosite committed them already; this is a safety net
+	// What is left of a redeemed code goes once the answer is final: on
+	// success, or on a refusal such as a wrong verifier. After a server
+	// error the code is still active (its transaction rolled back) and the
+	// client may try again, which needs its PKCE row.
+	if err == nil || fosite.ErrorToRFC6749Error(err).CodeField < http.StatusInternalServerError {
+		// Should this fail, the rows are unusable without the code and
+		// housekeeping purges them.
+		if ferr := batch.flushDeletes(context.WithoutCancel(ctx), p.store); ferr != nil {
+			p.log.WarnContext(ctx, "deleting used code rows failed", "err", ferr)
+		}
+	}
+	return err
 }
 
 // refuseRedeemedCode answers a code exchange that lost the race to another
@@ -392,6 +397,9 @@ func (p *Provider) batched(ctx context.Context, r *http.Request, grant string, i
 // was issued, as RFC 6749 section 4.1.2 asks of a code used twice.
 func (p *Provider) refuseRedeemedCode(ctx context.Context, ar fosite.AccessRequester) error {
 	if ar != nil && ar.GetID() != "" {
+		// Not cut short by the losing client going away: the winner's
+		// tokens must go whatever happens to this request.
+		ctx := context.WithoutCancel(ctx)
 		for _, revoke := range []func(context.Context, string) error{p.storage.RevokeAccessToken, p.storage.RevokeRefreshToken} {
 			if err := revoke(ctx, ar.GetID()); err != nil {
 				return fosite.ErrServerError.WithWrap(err)

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/db/dbtest"
 )
 
 // rp is one relying party: its OAuth configuration and a browser of its own.
@@ -428,9 +429,34 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 				}
 			}
 		})
+		t.Run("a code exchange that failed on the server can be tried again", func(t *testing.T) {
+			d, err := db.Open(ctx, te["SSO_DATABASE_URL"], db.PoolOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			c := code()
+			// The exchange's audit record cannot be written: its
+			// transaction rolls back and the client is told to retry.
+			restore := dbtest.FailInserts(t, d, "audit_events", "NEW.action = 'oauth.token'")
+			_, err = tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+			restore()
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.Response.StatusCode < 500 {
+				t.Fatalf("the exchange whose record failed: %v, want a 5xx", err)
+			}
+			if _, err := tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier)); err != nil {
+				t.Fatalf("the retry of the same code and verifier: %v", err)
+			}
+		})
 		t.Run("wrong PKCE verifier", func(t *testing.T) {
-			if _, err := tax.cfg.Exchange(ctx, code(), oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
+			c := code()
+			if _, err := tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
 				t.Fatal("accepted")
+			}
+			// A refusal is final: the code does not wait for more guesses.
+			if _, err := tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier)); err == nil {
+				t.Fatal("the code was redeemed after a wrong verifier had been tried")
 			}
 		})
 		t.Run("missing PKCE verifier", func(t *testing.T) {

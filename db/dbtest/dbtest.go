@@ -124,3 +124,32 @@ func redacted(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// FailInserts makes every INSERT into table of a row for which cond holds
+// (an SQL condition on NEW, the same on both backends, e.g.
+// "NEW.action = 'oauth.token'") fail, until the returned function is
+// called: a way to make one step of a transaction fail after the steps
+// before it have run. The trigger is named after the table.
+func FailInserts(t testing.TB, d *db.DB, table, cond string) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	name := "fail_inserts_" + table
+	create := []string{`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` WHEN ` + cond + ` BEGIN SELECT RAISE(ABORT, 'blocked by the test'); END`}
+	drop := []string{`DROP TRIGGER ` + name}
+	if d.Dialect() == db.Postgres {
+		create = []string{
+			`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF ` + cond + ` THEN RAISE EXCEPTION 'blocked by the test'; END IF; RETURN NEW; END $$`,
+			`CREATE TRIGGER ` + name + ` BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + name + `()`,
+		}
+		drop = []string{`DROP TRIGGER ` + name + ` ON ` + table, `DROP FUNCTION ` + name + `()`}
+	}
+	exec := func(stmts []string) {
+		for _, q := range stmts {
+			if _, err := d.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	exec(create)
+	return func() { exec(drop) }
+}
