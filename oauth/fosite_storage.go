@@ -362,14 +362,28 @@ func (s *fositeStorage) GetRefreshTokenSession(ctx context.Context, signature st
 	return req, nil
 }
 
-// DeleteRefreshTokenSession forgets a refresh token.
+// DeleteRefreshTokenSession forgets a refresh token. Gone already is
+// fine: fosite deletes the reused token before revoking its grant, and
+// when two requests reuse it at once the second must still revoke and
+// answer invalid_grant, not "try again".
 func (s *fositeStorage) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return fositeErr(s.store.DeleteToken(ctx, KindRefreshToken, key(signature)))
+	if err := s.store.DeleteToken(ctx, KindRefreshToken, key(signature)); err != nil && !errors.Is(err, db.ErrNotFound) {
+		return fositeErr(err)
+	}
+	return nil
 }
+
+// errRefreshReused is a refresh token that another request rotated
+// between this request's read of it and its rotation, past the grace
+// period: reuse, answered like the reuse fosite detects on reading.
+var errRefreshReused = errors.New("refresh token already rotated")
 
 // RotateRefreshToken retires the used refresh token and its access token.
 func (s *fositeStorage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	access, err := s.store.MarkTokenUsed(ctx, KindRefreshToken, key(signature), time.Now())
+	access, err := s.store.MarkTokenUsed(ctx, KindRefreshToken, key(signature), time.Now(), s.refreshGrace)
+	if errors.Is(err, db.ErrNotFound) {
+		return errRefreshReused
+	}
 	if err != nil {
 		return fositeErr(err)
 	}

@@ -349,8 +349,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = issue(ctx)
 	}
-	if errors.Is(err, errCodeRedeemed) {
-		err = p.refuseRedeemedCode(ctx, ar)
+	switch {
+	case errors.Is(err, errCodeRedeemed):
+		err = p.refuseReuse(ctx, ar, "The authorization code has already been used.")
+	case errors.Is(err, errRefreshReused):
+		err = p.refuseReuse(ctx, ar, "The refresh token has already been used.")
 	}
 	if err != nil {
 		if !unavailable(w, r, err) {
@@ -392,10 +395,11 @@ func (p *Provider) batched(ctx context.Context, r *http.Request, grant string, i
 	return err
 }
 
-// refuseRedeemedCode answers a code exchange that lost the race to another
-// redemption of the same code as invalid_grant, and revokes what the winner
-// was issued, as RFC 6749 section 4.1.2 asks of a code used twice.
-func (p *Provider) refuseRedeemedCode(ctx context.Context, ar fosite.AccessRequester) error {
+// refuseReuse answers a code exchange or refresh that lost the race to
+// another use of the same code or refresh token as invalid_grant, and
+// revokes the grant's tokens, the winner's included: what RFC 6749 section
+// 4.1.2 asks of a code used twice and RFC 9700 of a reused refresh token.
+func (p *Provider) refuseReuse(ctx context.Context, ar fosite.AccessRequester, hint string) error {
 	if ar != nil && ar.GetID() != "" {
 		// Not cut short by the losing client going away: the winner's
 		// tokens must go whatever happens to this request.
@@ -406,7 +410,7 @@ func (p *Provider) refuseRedeemedCode(ctx context.Context, ar fosite.AccessReque
 			}
 		}
 	}
-	return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	return fosite.ErrInvalidGrant.WithHint(hint)
 }
 
 // unavailable answers 503 with Retry-After when err says the database

@@ -85,3 +85,43 @@ func TestClientStoreKeepsRotationAndOrgUnit(t *testing.T) {
 		}
 	})
 }
+
+// TestRotateRefreshTokenGrace: rotating one refresh token twice is reuse
+// without a grace period, and allowed within one (a client that refreshed
+// twice at once).
+func TestRotateRefreshTokenGrace(t *testing.T) {
+	tests := []struct {
+		name  string
+		grace time.Duration
+		want  error
+	}{
+		{"no grace", 0, errRefreshReused},
+		{"within a grace period", time.Minute, nil},
+	}
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		k, err := kek.New(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := NewSQLStore(d, k)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				fs := &fositeStorage{d: d, store: store, refreshGrace: tc.grace, clients: newClientCache()}
+				sig, now := rand.Text(), time.Now()
+				if err := store.CreateToken(ctx, &Token{Kind: KindRefreshToken, Signature: key(sig), RequestID: "req-" + sig, ClientID: "app",
+					Active: true, RequestedAt: now, ExpiresAt: now.Add(time.Hour), Data: []byte(`{}`)}); err != nil {
+					t.Fatal(err)
+				}
+				if err := fs.RotateRefreshToken(ctx, "req-"+sig, sig); err != nil {
+					t.Fatalf("first rotation: %v", err)
+				}
+				if err := fs.RotateRefreshToken(ctx, "req-"+sig, sig); err != tc.want {
+					t.Fatalf("second rotation: %v, want %v", err, tc.want)
+				}
+			})
+		}
+	})
+}

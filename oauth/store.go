@@ -85,8 +85,10 @@ type TokenStore interface {
 	// reuse can be detected; an inactive or missing one is db.ErrNotFound.
 	DeactivateToken(ctx context.Context, kind TokenKind, signature string) error
 	// MarkTokenUsed deactivates a token, records the first time it was
-	// used, and returns the access signature linked to it.
-	MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) (string, error)
+	// used, and returns the access signature linked to it. A token that is
+	// inactive, unless first used less than grace before at, or missing is
+	// db.ErrNotFound.
+	MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time, grace time.Duration) (string, error)
 	// DeleteTokens removes those of refs that exist, with one statement.
 	DeleteTokens(ctx context.Context, refs []TokenRef) error
 	// DeleteToken removes a token.
@@ -530,11 +532,20 @@ func (s *SQLStore) DeactivateToken(ctx context.Context, kind TokenKind, signatur
 // MarkTokenUsed deactivates the token and sets first_used_at unless it is
 // already set, so that the first redemption time survives replays.
 // It returns the linked access signature, which a refresh rotation
-// deletes, so that the rotation needs no read first.
-func (s *SQLStore) MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time) (string, error) {
+// deletes, so that the rotation needs no read first. The condition on
+// active is what makes two concurrent rotations of one token safe: the
+// second waits for the first's row lock and then matches no row, unless
+// the grace period lets it through.
+func (s *SQLStore) MarkTokenUsed(ctx context.Context, kind TokenKind, signature string, at time.Time, grace time.Duration) (string, error) {
+	// Without grace only an active token: a time condition could let a
+	// second rotation through when its clock was read before the first's.
+	usable, args := `active = TRUE`, []any{dbTime(at), string(kind), signature}
+	if grace > 0 {
+		usable, args = `(active = TRUE OR first_used_at > ?)`, append(args, dbTime(at.Add(-grace)))
+	}
 	var access string
 	err := s.db.Err(s.db.QueryRow(ctx, `UPDATE oauth_tokens SET active = FALSE, first_used_at = COALESCE(first_used_at, ?)
-		WHERE kind = ? AND signature = ? RETURNING access_signature`, dbTime(at), string(kind), signature).Scan(&access))
+		WHERE kind = ? AND signature = ? AND `+usable+` RETURNING access_signature`, args...).Scan(&access))
 	if err != nil {
 		return "", fmt.Errorf("mark %s used: %w", kind, err)
 	}

@@ -415,8 +415,11 @@ func TestTokenConflictAndNotFound(t *testing.T) {
 		ops := map[string]func() error{
 			"get":        func() error { _, err := s.GetToken(ctx, oauth.KindAccessToken, missing); return err },
 			"deactivate": func() error { return s.DeactivateToken(ctx, oauth.KindAccessToken, missing) },
-			"mark used":  func() error { _, err := s.MarkTokenUsed(ctx, oauth.KindAccessToken, missing, time.Now()); return err },
-			"delete":     func() error { return s.DeleteToken(ctx, oauth.KindAccessToken, missing) },
+			"mark used": func() error {
+				_, err := s.MarkTokenUsed(ctx, oauth.KindAccessToken, missing, time.Now(), time.Minute)
+				return err
+			},
+			"delete": func() error { return s.DeleteToken(ctx, oauth.KindAccessToken, missing) },
 		}
 		for name, op := range ops {
 			if err := op(); !errors.Is(err, db.ErrNotFound) {
@@ -453,25 +456,47 @@ func TestDeactivateAndDeleteToken(t *testing.T) {
 	})
 }
 
-func TestMarkTokenUsedKeepsFirstTime(t *testing.T) {
+// TestMarkTokenUsed: the first use deactivates the token and its time
+// survives later uses; a second use is accepted only within the grace
+// period after the first, so that of two concurrent rotations of one
+// refresh token only one gets through when there is no grace.
+func TestMarkTokenUsed(t *testing.T) {
+	tests := []struct {
+		name        string
+		grace       time.Duration
+		secondAfter time.Duration
+		secondOK    bool
+	}{
+		{"no grace: a second use is refused", 0, time.Millisecond, false},
+		{"within the grace", 2 * time.Minute, time.Minute, true},
+		{"past the grace", 30 * time.Second, time.Minute, false},
+	}
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		s := newStore(t, d)
-		tok := newToken(oauth.KindAuthorizeCode, "req-1")
-		mustCreate(t, s, tok)
-		first := tok.RequestedAt.Add(time.Second)
-		if _, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		got := mustGet(t, s, tok)
-		if got.Active {
-			t.Error("used token still active")
-		}
-		if !got.FirstUsedAt.Equal(first.Truncate(time.Microsecond)) {
-			t.Errorf("first_used_at %v, want the first call's %v", got.FirstUsedAt, first)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				tok := newToken(oauth.KindRefreshToken, "req-"+tc.name)
+				mustCreate(t, s, tok)
+				first := tok.RequestedAt.Add(time.Second)
+				if _, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first, tc.grace); err != nil {
+					t.Fatal(err)
+				}
+				_, err := s.MarkTokenUsed(ctx, tok.Kind, tok.Signature, first.Add(tc.secondAfter), tc.grace)
+				if tc.secondOK && err != nil {
+					t.Fatalf("second use: %v", err)
+				}
+				if !tc.secondOK && !errors.Is(err, db.ErrNotFound) {
+					t.Fatalf("second use: %v, want db.ErrNotFound", err)
+				}
+				got := mustGet(t, s, tok)
+				if got.Active {
+					t.Error("used token still active")
+				}
+				if !got.FirstUsedAt.Equal(first.Truncate(time.Microsecond)) {
+					t.Errorf("first_used_at %v, want the first call's %v", got.FirstUsedAt, first)
+				}
+			})
 		}
 	})
 }
@@ -692,7 +717,7 @@ func TestMarkTokenUsedReturnsAccessSignature(t *testing.T) {
 		refresh.AccessSignature = "the-access-signature"
 		s := newStore(t, d)
 		mustCreate(t, s, refresh)
-		got, err := s.MarkTokenUsed(context.Background(), refresh.Kind, refresh.Signature, time.Now())
+		got, err := s.MarkTokenUsed(context.Background(), refresh.Kind, refresh.Signature, time.Now(), 0)
 		if err != nil || got != refresh.AccessSignature {
 			t.Fatalf("MarkTokenUsed = %q, %v; want %q", got, err, refresh.AccessSignature)
 		}

@@ -429,6 +429,43 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 				}
 			}
 		})
+		t.Run("refresh token used concurrently: one wins at most, the grant is revoked, no 5xx", func(t *testing.T) {
+			start, err := tax.cfg.Exchange(ctx, code(), oauth2.VerifierOption(verifier))
+			if err != nil || start.RefreshToken == "" {
+				t.Fatalf("exchange: %v", err)
+			}
+			const n = 8
+			tokens := make(chan *oauth2.Token, n)
+			failures := make(chan error, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					tok, err := tax.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: start.RefreshToken}).Token()
+					if err != nil {
+						failures <- err
+						return
+					}
+					tokens <- tok
+				})
+			}
+			wg.Wait()
+			close(tokens)
+			close(failures)
+			if len(tokens) > 1 {
+				t.Fatalf("%d refreshes with one refresh token succeeded (no grace period)", len(tokens))
+			}
+			for err := range failures {
+				var re *oauth2.RetrieveError
+				if !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "invalid_grant" {
+					t.Errorf("a losing refresh got %v, want 400 invalid_grant", err)
+				}
+			}
+			for tok := range tokens {
+				if got := tax.introspect("tax", taxSecret, tok.AccessToken); got["active"] != false {
+					t.Errorf("the winner's token survives the reuse of its refresh token: %v", got)
+				}
+			}
+		})
 		t.Run("a code exchange that failed on the server can be tried again", func(t *testing.T) {
 			d, err := db.Open(ctx, te["SSO_DATABASE_URL"], db.PoolOptions{})
 			if err != nil {
