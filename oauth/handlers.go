@@ -215,9 +215,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		err = batch.flushCreates(ctx, p.store)
 	}
 	if err != nil {
-		if !unavailable(w, r, err) {
-			p.writeAuthorizeError(ctx, w, ar, err)
-		}
+		// The redirect carries temporarily_unavailable (with Retry-After)
+		// when the database is out, so that the client can tell its user.
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	p.record(ctx, r, audit.Event{Actor: user.ID, Subject: user.ID, ClientID: client.ID, Action: "oauth.authorize", Result: audit.ResultSuccess,
