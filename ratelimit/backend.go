@@ -130,7 +130,11 @@ func RedisOptions(rawURL string) (*redis.Options, error) {
 		opt.DialerRetries = 1 // go-redis would dial 5 times, 100 ms apart
 	}
 	if opt.MaxRetries == 0 {
-		opt.MaxRetries = 1 // one retry for a pooled connection Redis closed
+		// No retry: go-redis would also run the script again after a
+		// read timeout, counting one request twice when Redis is slow.
+		// A pooled connection Redis closed is found by the pool's health
+		// check, and a failed count goes to the database fallback.
+		opt.MaxRetries = -1
 	}
 	return opt, nil
 }

@@ -29,7 +29,10 @@ type Failover struct {
 	retryAfter        time.Duration
 	now               func() time.Time
 
-	retryAt atomic.Int64 // unix ns before which the primary is not tried; 0 while it works
+	// retryAt is when the primary may be tried again; nil while it works.
+	// A time.Time keeps its monotonic reading, so a step of the wall
+	// clock neither delays nor hastens the probe.
+	retryAt atomic.Pointer[time.Time]
 }
 
 // Count implements Limiter. While the primary is down, one request per
@@ -38,18 +41,18 @@ type Failover struct {
 // whose own context ended is not held against the primary: that is the
 // client leaving, not Redis failing.
 func (f *Failover) Count(ctx context.Context, key string) (time.Time, error) {
-	probe := int64(0) // the retry time this request set to probe, if it probes
-	if retryAt := f.retryAt.Load(); retryAt != 0 {
+	var probe *time.Time // the retry time this request set to probe, if it probes
+	if retryAt := f.retryAt.Load(); retryAt != nil {
 		now := f.now()
-		next := now.Add(f.retryAfter).UnixNano()
-		if now.UnixNano() < retryAt || !f.retryAt.CompareAndSwap(retryAt, next) {
+		next := now.Add(f.retryAfter)
+		if now.Before(*retryAt) || !f.retryAt.CompareAndSwap(retryAt, &next) {
 			return f.fallback.Count(ctx, key)
 		}
-		probe = next
+		probe = &next
 	}
 	until, err := f.primary.Count(ctx, key)
 	if err == nil {
-		if probe != 0 && f.retryAt.CompareAndSwap(probe, 0) {
+		if probe != nil && f.retryAt.CompareAndSwap(probe, nil) {
 			f.fallingBack.Set(0)
 			f.log.InfoContext(ctx, "rate limits count in redis again", "limiter", f.name)
 		}
@@ -59,7 +62,7 @@ func (f *Failover) Count(ctx context.Context, key string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	f.errors.Inc()
-	if probe == 0 && f.retryAt.CompareAndSwap(0, f.now().Add(f.retryAfter).UnixNano()) {
+	if next := f.now().Add(f.retryAfter); probe == nil && f.retryAt.CompareAndSwap(nil, &next) {
 		f.fallingBack.Set(1)
 		f.log.WarnContext(ctx, "redis failed; rate limits count in the database until it answers again",
 			"limiter", f.name, "err", err, "retry_every", f.retryAfter.String())

@@ -184,7 +184,7 @@ func TestFailoverIgnoresEndedRequests(t *testing.T) {
 	if _, err := f.Count(ctx, "k"); err == nil {
 		t.Fatal("Count with an ended context succeeded")
 	}
-	if fallback.calls != 0 || f.retryAt.Load() != 0 {
+	if fallback.calls != 0 || f.retryAt.Load() != nil {
 		t.Fatalf("an ended request switched to the database (fallback calls %d)", fallback.calls)
 	}
 }
@@ -224,7 +224,7 @@ func TestRedisOptions(t *testing.T) {
 			if opt.Addr != c.addr || opt.DB != c.db || (opt.TLSConfig != nil) != c.tls {
 				t.Fatalf("addr %s db %d tls %v", opt.Addr, opt.DB, opt.TLSConfig != nil)
 			}
-			if opt.DialTimeout != defaultDialTimeout || opt.ReadTimeout != defaultIOTimeout || opt.MaxRetries != 1 {
+			if opt.DialTimeout != defaultDialTimeout || opt.ReadTimeout != defaultIOTimeout || opt.MaxRetries != -1 {
 				t.Fatalf("timeouts %v/%v, retries %d", opt.DialTimeout, opt.ReadTimeout, opt.MaxRetries)
 			}
 		})
@@ -260,7 +260,8 @@ func TestFailoverProbesOnce(t *testing.T) {
 	f := &Failover{name: "verify", primary: primary, fallback: countingLimiter{&fallbackCalls}, log: b.log,
 		errors: b.redisErrors.WithLabelValues("verify"), fallingBack: b.fallingBack.WithLabelValues("verify"),
 		retryAfter: time.Hour, now: time.Now}
-	f.retryAt.Store(time.Now().Add(-time.Second).UnixNano()) // down, retry due
+	due := time.Now().Add(-time.Second)
+	f.retryAt.Store(&due) // down, retry due
 	probeDone := make(chan struct{})
 	go func() {
 		defer close(probeDone)
