@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/govsso/sso/db"
@@ -20,6 +21,10 @@ func NewDatabase(d *db.DB, p Policy) (*Database, error) {
 	p, err := p.check()
 	if err != nil {
 		return nil, err
+	}
+	if p.Window > users.CounterRetention {
+		// Housekeeping would purge the counters inside their window.
+		return nil, fmt.Errorf("ratelimit: window %s is longer than the %s the database keeps a counter", p.Window, users.CounterRetention)
 	}
 	// The lockout refuses the failure that reaches MaxFailures, hence +1;
 	// the same number for keys that look like addresses ("ip:…"), which

@@ -12,6 +12,7 @@ import (
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
 	"github.com/govsso/sso/ratelimit/ratelimittest"
+	"github.com/govsso/sso/users"
 )
 
 // newLimiterFunc makes a limiter under a policy on the backend under test.
@@ -185,5 +186,23 @@ func TestPolicyCheck(t *testing.T) {
 				t.Fatalf("default block %v, want the window %v", p.Block, p.Window)
 			}
 		})
+	}
+}
+
+// TestDatabaseWindowWithinRetention: the database counters are purged
+// after users.CounterRetention, so a longer window is refused up front
+// rather than silently reset by housekeeping.
+func TestDatabaseWindowWithinRetention(t *testing.T) {
+	d := dbtest.Open(t, db.SQLite)
+	for _, c := range []struct {
+		window time.Duration
+		ok     bool
+	}{
+		{users.CounterRetention, true},
+		{users.CounterRetention + time.Second, false},
+	} {
+		if _, err := NewDatabase(d, Policy{Limit: 1, Window: c.window}); (err == nil) != c.ok {
+			t.Errorf("window %s: %v, want ok %v", c.window, err, c.ok)
+		}
 	}
 }

@@ -38,6 +38,12 @@ const (
 	DefaultMaxDelay          = 30 * time.Second
 )
 
+// CounterRetention is the least time Purge keeps a counter, whatever the
+// lockout window: login_failures also holds the per-address counters of
+// package ratelimit, whose windows may be up to this long, and purging one
+// inside its window would hand the address a fresh allowance.
+const CounterRetention = 10 * time.Minute
+
 // Key prefixes of login_failures rows.
 const (
 	accountKeyPrefix = "account:"

@@ -77,7 +77,7 @@ func (l *Lockout) Reset(ctx context.Context, key string) error {
 func (l *Lockout) Purge(ctx context.Context, now time.Time) (int64, error) {
 	now = now.UTC()
 	res, err := l.d.Exec(ctx, `DELETE FROM login_failures
-		WHERE window_start <= ? AND (locked_until IS NULL OR locked_until <= ?)`, now.Add(-l.policy.Window), now)
+		WHERE window_start <= ? AND (locked_until IS NULL OR locked_until <= ?)`, now.Add(-max(l.policy.Window, CounterRetention)), now)
 	if err != nil {
 		return 0, fmt.Errorf("purge lockout counters: %w", err)
 	}

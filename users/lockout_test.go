@@ -192,6 +192,17 @@ func TestLockoutPurge(t *testing.T) {
 		if checkLock(t, l, AccountKey("locked")).IsZero() {
 			t.Fatal("purge lifted a lock")
 		}
+
+		// A lockout window shorter than CounterRetention does not purge
+		// the rate-limit counters that share the table inside theirs.
+		short, c2 := newTestLockout(d, LockoutPolicy{Window: time.Second})
+		failN(t, short, "qr:192.0.2.7", 1)
+		if n, err := short.Purge(ctx, c2.t.Add(CounterRetention-time.Minute)); err != nil || n != 0 {
+			t.Fatalf("purged %d, %v inside CounterRetention", n, err)
+		}
+		if n, err := short.Purge(ctx, c2.t.Add(CounterRetention+time.Minute)); err != nil || n != 1 {
+			t.Fatalf("purged %d, %v after CounterRetention; want the counter", n, err)
+		}
 	})
 }
 
