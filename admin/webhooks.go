@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/govsso/sso/db"
+	"github.com/govsso/sso/users"
 	"github.com/govsso/sso/webhooks"
 )
 
@@ -26,6 +28,50 @@ func (api *API) emit(ctx context.Context, events ...webhooks.Event) error {
 		return nil
 	}
 	return api.Webhooks.Emit(ctx, events...)
+}
+
+// WebhookScope is webhooks.Dispatcher.InScope: a client that belongs to
+// an org unit hears of membership changes in that unit's subtree, and of
+// accounts that belong to a unit there or to none (citizens, enterprise
+// people); a client of no unit, registered for the whole city, hears of
+// everything. So the admin of a town, who may register the town's systems
+// and subscribe them, learns through events no more of another town's
+// staff than the API would show it.
+func (api *API) WebhookScope(ctx context.Context, clientID string, s webhooks.Subject) (bool, error) {
+	c, err := api.Clients.GetClient(ctx, clientID)
+	if errors.Is(err, db.ErrNotFound) {
+		return false, nil // deleted since: its subscriptions go with it
+	}
+	if err != nil || c.OrgUnitID == "" {
+		return err == nil, err
+	}
+	scope, err := api.OrgUnits.Get(ctx, c.OrgUnitID)
+	if errors.Is(err, db.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var units []*users.OrgUnit
+	if s.OrgUnitID != "" {
+		unit, err := api.OrgUnits.Get(ctx, s.OrgUnitID)
+		if errors.Is(err, db.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		units = []*users.OrgUnit{unit}
+	} else if units, err = api.OrgUnits.UnitsOf(ctx, s.UserID); err != nil {
+		return false, err
+	} else if len(units) == 0 {
+		return true, nil
+	}
+	paths := make([]string, len(units))
+	for i, u := range units {
+		paths[i] = u.Path
+	}
+	return withinScope([]string{scope.Path}, paths, false), nil
 }
 
 // subscribeRequest is the body of POST /clients/{id}/webhooks.

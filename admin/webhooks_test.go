@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/govsso/sso/db"
 	"github.com/govsso/sso/db/dbtest"
+	"github.com/govsso/sso/oauth"
+	"github.com/govsso/sso/users"
 	"github.com/govsso/sso/webhooks"
 )
 
@@ -129,6 +132,89 @@ func TestWebhookSubscriptionsAndEvents(t *testing.T) {
 		}
 		if list, err := f.api.Webhooks.Subscriptions(ctx, "hr"); err != nil || len(list) != 0 {
 			t.Fatalf("subscriptions of a deleted client: %v %v", list, err)
+		}
+	})
+}
+
+// TestWebhookScope: a client of an org unit hears of that subtree's
+// memberships and people and of people in no unit, nothing of another
+// town's staff; a city-wide client hears of everything. The last step is
+// the whole path: a town admin subscribes its own system and another
+// town's new staff member reaches the outbox but is not sent.
+func TestWebhookScope(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		ctx := context.Background()
+		for _, c := range []*oauth.Client{
+			{ID: "town-a-app", Name: "Town A", RedirectURIs: []string{"https://a.example.org/cb"}, OrgUnitID: f.townA.ID},
+			{ID: "city-app", Name: "City", RedirectURIs: []string{"https://city.example.org/cb"}},
+		} {
+			c.ApplyDefaults()
+			if err := f.api.Clients.CreateClient(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		citizen := &users.User{Username: "citizen-1", Kind: users.KindCitizen, DisplayName: "市民"}
+		if err := f.api.Users.Create(ctx, citizen); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name, client string
+			s            webhooks.Subject
+			want         bool
+		}{
+			{"staff of a village below", "town-a-app", webhooks.Subject{UserID: f.staffA.ID}, true},
+			{"staff of another town", "town-a-app", webhooks.Subject{UserID: f.staffB.ID}, false},
+			{"a citizen in no unit", "town-a-app", webhooks.Subject{UserID: citizen.ID}, true},
+			{"a membership in its own town", "town-a-app", webhooks.Subject{UserID: f.staffA.ID, OrgUnitID: f.villageA.ID}, true},
+			{"a membership in another town", "town-a-app", webhooks.Subject{UserID: f.staffA.ID, OrgUnitID: f.townB.ID}, false},
+			{"a membership in the city above", "town-a-app", webhooks.Subject{UserID: f.staffB.ID, OrgUnitID: f.city.ID}, false},
+			{"a unit deleted since", "town-a-app", webhooks.Subject{UserID: f.staffA.ID, OrgUnitID: "gone"}, false},
+			{"a city-wide client hears of another town", "city-app", webhooks.Subject{UserID: f.staffB.ID, OrgUnitID: f.townB.ID}, true},
+			{"a client deleted since", "no-such-client", webhooks.Subject{UserID: citizen.ID}, false},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				if got, err := f.api.WebhookScope(ctx, tc.client, tc.s); err != nil || got != tc.want {
+					t.Fatalf("WebhookScope = %v, %v; want %v", got, err, tc.want)
+				}
+			})
+		}
+
+		var mu sync.Mutex
+		var sent []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, string(body))
+		}))
+		defer srv.Close()
+		if status, body, _ := f.do("town", "POST", "/clients/town-a-app/webhooks", `{"url":"`+srv.URL+`/hook","event_types":["user.created","membership.added","membership.updated"]}`); status != 201 {
+			t.Fatalf("subscribe: %d %s", status, body)
+		}
+		if status, body, _ := f.do("super", "POST", "/users", `{"username":"secret-b","kind":"staff","display_name":"Secret Person","email":"secret@townb.example.org","org_unit_id":"`+f.townB.ID+`"}`); status != 201 {
+			t.Fatalf("create: %d %s", status, body)
+		}
+		if status, body, _ := f.do("super", "PUT", "/org-units/"+f.townB.ID+"/members/"+f.staffB.ID, `{"role":"auditor"}`); status != 200 {
+			t.Fatalf("grant: %d %s", status, body)
+		}
+		if status, body, _ := f.do("super", "PUT", "/org-units/"+f.villageA.ID+"/members/"+f.staffA.ID, `{"role":"admin"}`); status != 200 {
+			t.Fatalf("grant: %d %s", status, body)
+		}
+		disp := &webhooks.Dispatcher{Hub: f.api.Webhooks, InScope: f.api.WebhookScope}
+		if _, err := disp.DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sent) != 1 || !strings.Contains(sent[0], f.staffA.ID) {
+			t.Fatalf("town A's system was sent %d events, want only the village's role change: %q", len(sent), sent)
+		}
+		for _, s := range sent {
+			if strings.Contains(s, "secret") || strings.Contains(s, f.staffB.ID) {
+				t.Errorf("town A's system heard of town B: %s", s)
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,37 @@ type Dispatcher struct {
 	Client *http.Client
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
+	// InScope says whether the client may hear of an event about s; nil
+	// sends every event to every subscriber. It is asked when the event
+	// is sent, after the change committed, so that an account created
+	// together with its membership is judged by that membership.
+	InScope func(ctx context.Context, clientID string, s Subject) (bool, error)
+}
+
+// Subject is whom an event is about: the account, and for a membership
+// event the org unit.
+type Subject struct {
+	UserID, OrgUnitID string
+}
+
+// subjectOf reads the subject of an event from its payload.
+func subjectOf(payload string) (Subject, error) {
+	var e struct {
+		Data struct {
+			User       *struct{ ID string }
+			Membership *MembershipData
+		}
+	}
+	if err := json.Unmarshal([]byte(payload), &e); err != nil {
+		return Subject{}, fmt.Errorf("event payload: %w", err)
+	}
+	switch {
+	case e.Data.Membership != nil:
+		return Subject{UserID: e.Data.Membership.UserID, OrgUnitID: e.Data.Membership.OrgUnitID}, nil
+	case e.Data.User != nil:
+		return Subject{UserID: e.Data.User.ID}, nil
+	}
+	return Subject{}, errors.New("event payload names no user or membership")
 }
 
 func (d *Dispatcher) now() time.Time {
@@ -110,10 +142,34 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, c *http.Client, dl *delivery) error {
+	if d.InScope != nil {
+		ok, err := d.inScope(ctx, dl)
+		if err != nil {
+			return err // the lease runs out and the delivery is tried again
+		}
+		if !ok {
+			// Not sent, and not in the client's log either: that an event
+			// about someone else happened is not the client's business.
+			return d.Hub.skip(context.WithoutCancel(ctx), dl, d.now())
+		}
+	}
 	status, sendErr := d.send(ctx, c, dl)
 	now := d.now()
 	gaveUp := sendErr != nil && dl.Attempts >= maxAttempts
 	return d.Hub.settle(context.WithoutCancel(ctx), dl, now, status, sendErr, now.Add(backoff(dl.Attempts)), gaveUp)
+}
+
+// inScope asks InScope about the delivery's event and subscriber.
+func (d *Dispatcher) inScope(ctx context.Context, dl *delivery) (bool, error) {
+	clientID, err := d.Hub.clientOf(ctx, dl.SubscriptionID)
+	if err != nil {
+		return false, fmt.Errorf("subscription %s: %w", dl.SubscriptionID, err)
+	}
+	subject, err := subjectOf(dl.Payload)
+	if err != nil {
+		return false, fmt.Errorf("delivery %s: %w", dl.ID, err)
+	}
+	return d.InScope(ctx, clientID, subject)
 }
 
 // backoff is the wait after the attempt-th failure: 1 s, 2 s, 4 s … up to maxBackoff.

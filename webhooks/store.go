@@ -226,6 +226,19 @@ func (h *Hub) settle(ctx context.Context, d *delivery, at time.Time, status int,
 	})
 }
 
+// skip settles a delivery as done without sending it or logging an
+// attempt: its event is outside what the subscriber may hear of.
+func (h *Hub) skip(ctx context.Context, d *delivery, at time.Time) error {
+	return h.d.ExecOne(ctx, `UPDATE webhook_deliveries SET delivered_at = ?, last_error = 'not sent: outside the client''s org units' WHERE id = ?`, at, d.ID)
+}
+
+// clientOf returns the client a subscription belongs to.
+func (h *Hub) clientOf(ctx context.Context, subscriptionID string) (string, error) {
+	var clientID string
+	err := h.d.QueryRow(ctx, `SELECT client_id FROM webhook_subscriptions WHERE id = ?`, subscriptionID).Scan(&clientID)
+	return clientID, h.d.Err(err)
+}
+
 // target reads a subscription's secret and URL for sending.
 func (h *Hub) target(ctx context.Context, subscriptionID string) (url string, secret []byte, err error) {
 	var sealed []byte

@@ -239,3 +239,71 @@ func TestSignatureIsHMACOfTimestampAndBody(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsOutsideTheScopeAreNotSent: the dispatcher asks InScope about
+// each delivery's client and subject when it sends; what it refuses is
+// settled unsent and stays out of the client's log, and an error from
+// InScope leaves the delivery for a later pass.
+func TestEventsOutsideTheScopeAreNotSent(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		hub := newHub(t, d)
+		receivers := map[string]*receiver{}
+		subs := map[string]*webhooks.Subscription{}
+		for _, client := range []string{"city-app", "town-a-app"} {
+			rc := &receiver{accepted: map[string]int{}}
+			srv := httptest.NewServer(rc)
+			defer srv.Close()
+			sub, err := hub.Subscribe(ctx, client, srv.URL+"/hook", []string{webhooks.UserCreated, webhooks.MembershipAdded})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.secret, receivers[client], subs[client] = sub.Secret, rc, sub
+		}
+		if err := hub.Emit(ctx,
+			webhooks.Event{ID: "ev-a", Type: webhooks.UserCreated, Data: map[string]any{"user": webhooks.UserData{ID: "u-a", Status: "active"}}},
+			webhooks.Event{ID: "ev-b", Type: webhooks.MembershipAdded, Data: map[string]any{"membership": webhooks.MembershipData{UserID: "u-b", OrgUnitID: "town-b", Role: "member"}}},
+		); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		asked := map[string]webhooks.Subject{}
+		failing := true
+		inScope := func(_ context.Context, clientID string, s webhooks.Subject) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				return false, errors.New("directory unavailable")
+			}
+			asked[clientID+"/"+s.UserID] = s
+			return clientID == "city-app" || s.OrgUnitID == "", nil
+		}
+		now := time.Now()
+		disp := &webhooks.Dispatcher{Hub: hub, Now: func() time.Time { return now }, InScope: inScope}
+		if _, err := disp.DeliverDue(ctx); err == nil {
+			t.Fatal("an InScope error was not reported")
+		}
+		failing = false
+		now = now.Add(time.Minute) // past the lease
+		for range 2 {
+			disp.DeliverDue(ctx)
+			now = now.Add(time.Minute)
+		}
+		if got := asked["town-a-app/u-b"]; got != (webhooks.Subject{UserID: "u-b", OrgUnitID: "town-b"}) {
+			t.Errorf("InScope was asked about %+v for the membership event", got)
+		}
+		if got := asked["town-a-app/u-a"]; got != (webhooks.Subject{UserID: "u-a"}) {
+			t.Errorf("InScope was asked about %+v for the user event", got)
+		}
+		city, town := receivers["city-app"], receivers["town-a-app"]
+		if city.accepted["ev-a"] != 1 || city.accepted["ev-b"] != 1 || city.calls != 2 {
+			t.Errorf("the city's system got %v in %d calls, want both events once", city.accepted, city.calls)
+		}
+		if town.accepted["ev-a"] != 1 || town.calls != 1 {
+			t.Errorf("the town's system got %v in %d calls, want only ev-a", town.accepted, town.calls)
+		}
+		if log, _, err := hub.Attempts(ctx, subs["town-a-app"].ID, "", 10); err != nil || len(log) != 1 || log[0].EventID != "ev-a" {
+			t.Errorf("the town's delivery log: %+v, %v; want ev-a alone", log, err)
+		}
+	})
+}

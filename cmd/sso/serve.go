@@ -206,7 +206,7 @@ func routes(ctx context.Context, a *app, metrics *server.Metrics) (*http.ServeMu
 	go provider.RunLogoutDeliveries(ctx)
 	// Change events for department systems, from the outbox the admin API
 	// and imports write to; every node sends, each delivery claimed once.
-	go (&webhooks.Dispatcher{Hub: webhooks.NewHub(a.db, a.kek), Logger: a.log}).Run(ctx)
+	go (&webhooks.Dispatcher{Hub: webhooks.NewHub(a.db, a.kek), Logger: a.log, InScope: admins.WebhookScope}).Run(ctx)
 	go provider.RunHousekeeping(ctx, time.Minute)
 	if a.cfg.AuditRetention > 0 {
 		go runAuditRetention(ctx, a.audit, a.cfg.AuditRetention, archiveDir(a.cfg), time.Hour, a.log)
