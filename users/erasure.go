@@ -88,6 +88,7 @@ func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now
 		return nil, s.d.Err(err)
 	}
 	var done []string
+	var failed []error
 	for _, id := range ids {
 		var gone bool
 		err := s.d.InTx(ctx, func(ctx context.Context) error {
@@ -108,11 +109,17 @@ func (s *SQLStore) EraseDeleted(ctx context.Context, log *audit.Log, before, now
 			continue // another node erased it first
 		}
 		if err != nil {
-			return done, err
+			if ctx.Err() != nil {
+				return done, err
+			}
+			// One account that cannot be erased must not hold up the
+			// others: the error is reported and the next pass retries it.
+			failed = append(failed, err)
+			continue
 		}
 		done = append(done, id)
 	}
-	return done, nil
+	return done, errors.Join(failed...)
 }
 
 // erase turns one deleted account into a tombstone.

@@ -181,3 +181,46 @@ func TestEraserRunsOnEraseInItsTransaction(t *testing.T) {
 		}
 	})
 }
+
+// An account whose erasure keeps failing does not hold up the others: they
+// are erased in the same pass, and the failure is reported.
+func TestEraserGoesPastAFailingAccount(t *testing.T) {
+	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := newTestStore(t, d)
+		c := newTestClock()
+		var stuck, next *User
+		for i, name := range []string{"stuck.one", "next.one"} {
+			u := &User{Username: name, Kind: KindCitizen, DisplayName: name}
+			if err := s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.SoftDelete(ctx, u.ID, c.now().Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				stuck = u
+			} else {
+				next = u
+			}
+		}
+		e := NewEraser(s, nil, audit.NewLog(d), time.Hour, nil)
+		c.t = c.t.Add(2 * time.Hour)
+		e.now = c.now
+		e.OnErase = func(ctx context.Context, id string) error {
+			if id == stuck.ID {
+				return errors.New("keys not destroyed")
+			}
+			return nil
+		}
+		if n, err := e.Pass(ctx); n != 1 || err == nil {
+			t.Fatalf("erased %d, %v; want the other account erased and the failure reported", n, err)
+		}
+		if got, _ := s.Get(ctx, next.ID); got.ErasedAt.IsZero() {
+			t.Error("the account after the failing one was not erased")
+		}
+		if got, _ := s.Get(ctx, stuck.ID); !got.ErasedAt.IsZero() || got.DisplayName != stuck.DisplayName {
+			t.Errorf("the failing account lost its data: %+v", got)
+		}
+	})
+}
