@@ -372,7 +372,7 @@ func TestQRLoginOffByDefault(t *testing.T) {
 // qrLimiter lets an address make four codes in a quarter of an hour.
 func qrLimiter(t *testing.T, d *db.DB) RateLimiter {
 	t.Helper()
-	l, err := ratelimit.NewDatabase(d, ratelimit.Policy{Limit: 4, Window: 15 * time.Minute})
+	l, err := ratelimit.NewDatabase(d, ratelimit.Policy{Limit: 4, Window: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
