@@ -177,6 +177,17 @@ func (api *API) VisibleOrgRoots(ctx context.Context, a Actor) ([]string, error) 
 	return out, nil
 }
 
+// MayChangeMember says whether a may change or remove the membership of
+// the account userID in a unit whose members it manages: the API's
+// memberTarget rule, for the console to show only the buttons that work.
+func (api *API) MayChangeMember(ctx context.Context, a Actor, userID string) bool {
+	if a.Has(RoleSuperAdmin) {
+		return true
+	}
+	u, err := api.Users.Get(ctx, userID)
+	return err == nil && u.Status != users.StatusDeleted && api.MayChangeUser(ctx, a, u)
+}
+
 // MayChangeUser reports whether a may change the account u (user.write),
 // for the console to show or hide its buttons; the operations check again.
 func (api *API) MayChangeUser(ctx context.Context, a Actor, u *users.User) bool {

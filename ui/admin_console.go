@@ -660,7 +660,8 @@ func (c *AdminConsole) members(w http.ResponseWriter, r *http.Request, cr *conso
 	for _, m := range page.Items {
 		cr.v.Members = append(cr.v.Members, memberRow{UserID: m.UserID, Username: m.Username, DisplayName: m.DisplayName, Role: m.Role,
 			Status: string(m.Status), AddedAt: m.AddedAt.Format(time.DateOnly),
-			CanChange: unit.CanMembers && m.Status != users.StatusDeleted && admin.MayGrant(cr.actor, unit.Path, m.Role)})
+			CanChange: unit.CanMembers && m.Status != users.StatusDeleted && admin.MayGrant(cr.actor, unit.Path, m.Role) &&
+				c.api.MayChangeMember(r.Context(), cr.actor, m.UserID)})
 	}
 	if page.Next != "" {
 		cr.v.NextURL = consolePath + "/org-units/" + url.PathEscape(unit.ID) + "?" + url.Values{"after": {page.Next}}.Encode()

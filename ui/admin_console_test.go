@@ -499,6 +499,12 @@ func TestConsoleOrgUnitMembers(t *testing.T) {
 		strings.Contains(body, `<option value="auditor"`) {
 		t.Fatalf("village page: %d %s", resp.StatusCode, text)
 	}
+	// Buttons only for people the town admin may change: not for boss, a
+	// super admin, whose membership the API would refuse to touch.
+	if !strings.Contains(body, `/members/`+f.staffA.ID+`/role"`) || strings.Contains(body, `/members/`+f.boss.ID+`/`) {
+		t.Errorf("change buttons on the village page: staff-a %v, boss %v", strings.Contains(body, `/members/`+f.staffA.ID+`/role"`),
+			strings.Contains(body, `/members/`+f.boss.ID+`/`))
+	}
 	// In its own unit the town admin adds members but appoints no admin.
 	if _, body := f.as("town", "/admin/org-units/"+f.townA.ID); !strings.Contains(body, `<option value="member"`) || strings.Contains(body, `<option value="admin"`) {
 		t.Fatalf("town page offers roles the town admin may not grant: %s", visibleText(body))
