@@ -100,9 +100,7 @@ func TestRotateRefreshTokenGrace(t *testing.T) {
 	}
 	dbtest.Backends(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
-		raw := make([]byte, 32)
-		rand.Read(raw)
-		k, err := kek.New(raw)
+		k, err := kek.New(tokenTestBytes(t))
 		if err != nil {
 			t.Fatal(err)
 		}

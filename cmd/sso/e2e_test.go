@@ -395,15 +395,18 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 				t.Fatalf("tokens of the first exchange survive: %v", got)
 			}
 		})
-		t.Run("code redeemed concurrently: one wins, its tokens are revoked, no 5xx", func(t *testing.T) {
-			c := code()
+		// raceUses runs use 8 times at once, as a client or an attacker
+		// replaying one grant would: at most one may get tokens, every
+		// other answer is 400 invalid_grant, and the winner's tokens are
+		// revoked with the grant.
+		raceUses := func(t *testing.T, what string, use func() (*oauth2.Token, error)) {
 			const n = 8
 			tokens := make(chan *oauth2.Token, n)
 			failures := make(chan error, n)
 			var wg sync.WaitGroup
 			for range n {
 				wg.Go(func() {
-					tok, err := tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+					tok, err := use()
 					if err != nil {
 						failures <- err
 						return
@@ -415,56 +418,33 @@ func testOpenIDConnect(t *testing.T, dialect db.Dialect) {
 			close(tokens)
 			close(failures)
 			if len(tokens) > 1 {
-				t.Fatalf("%d exchanges of one code succeeded", len(tokens))
+				t.Fatalf("%d uses of one %s succeeded", len(tokens), what)
 			}
 			for err := range failures {
 				var re *oauth2.RetrieveError
 				if !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "invalid_grant" {
-					t.Errorf("a losing exchange got %v, want 400 invalid_grant", err)
+					t.Errorf("a losing use of the %s got %v, want 400 invalid_grant", what, err)
 				}
 			}
 			for tok := range tokens {
 				if got := tax.introspect("tax", taxSecret, tok.AccessToken); got["active"] != false {
-					t.Errorf("the winner's token survives a concurrent second use of its code: %v", got)
+					t.Errorf("the winner's token survives a concurrent second use of its %s: %v", what, got)
 				}
 			}
+		}
+		t.Run("code redeemed concurrently: one wins, its tokens are revoked, no 5xx", func(t *testing.T) {
+			c := code()
+			raceUses(t, "code", func() (*oauth2.Token, error) { return tax.cfg.Exchange(ctx, c, oauth2.VerifierOption(verifier)) })
 		})
 		t.Run("refresh token used concurrently: one wins at most, the grant is revoked, no 5xx", func(t *testing.T) {
 			start, err := tax.cfg.Exchange(ctx, code(), oauth2.VerifierOption(verifier))
 			if err != nil || start.RefreshToken == "" {
 				t.Fatalf("exchange: %v", err)
 			}
-			const n = 8
-			tokens := make(chan *oauth2.Token, n)
-			failures := make(chan error, n)
-			var wg sync.WaitGroup
-			for range n {
-				wg.Go(func() {
-					tok, err := tax.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: start.RefreshToken}).Token()
-					if err != nil {
-						failures <- err
-						return
-					}
-					tokens <- tok
-				})
-			}
-			wg.Wait()
-			close(tokens)
-			close(failures)
-			if len(tokens) > 1 {
-				t.Fatalf("%d refreshes with one refresh token succeeded (no grace period)", len(tokens))
-			}
-			for err := range failures {
-				var re *oauth2.RetrieveError
-				if !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "invalid_grant" {
-					t.Errorf("a losing refresh got %v, want 400 invalid_grant", err)
-				}
-			}
-			for tok := range tokens {
-				if got := tax.introspect("tax", taxSecret, tok.AccessToken); got["active"] != false {
-					t.Errorf("the winner's token survives the reuse of its refresh token: %v", got)
-				}
-			}
+			// No grace period is configured: any reuse is theft.
+			raceUses(t, "refresh token", func() (*oauth2.Token, error) {
+				return tax.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: start.RefreshToken}).Token()
+			})
 		})
 		t.Run("a code exchange that failed on the server can be tried again", func(t *testing.T) {
 			d, err := db.Open(ctx, te["SSO_DATABASE_URL"], db.PoolOptions{})
