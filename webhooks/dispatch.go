@@ -79,6 +79,13 @@ func (d *Dispatcher) now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
+func (d *Dispatcher) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
 func (d *Dispatcher) client() *http.Client {
 	if d.Client != nil {
 		return d.Client
@@ -93,10 +100,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	if poll <= 0 {
 		poll = time.Second
 	}
-	log := d.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := d.logger()
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	lastPurge := time.Time{}
@@ -167,7 +171,10 @@ func (d *Dispatcher) inScope(ctx context.Context, dl *delivery) (bool, error) {
 	}
 	subject, err := subjectOf(dl.Payload)
 	if err != nil {
-		return false, fmt.Errorf("delivery %s: %w", dl.ID, err)
+		// Retrying cannot mend a payload: it is not sent, the way any
+		// event whose subject cannot be placed in the client's scope.
+		d.logger().WarnContext(ctx, "webhook event without a subject is not sent", "delivery", dl.ID, "event_type", dl.EventType, "err", err)
+		return false, nil
 	}
 	return d.InScope(ctx, clientID, subject)
 }

@@ -263,6 +263,8 @@ func TestEventsOutsideTheScopeAreNotSent(t *testing.T) {
 		if err := hub.Emit(ctx,
 			webhooks.Event{ID: "ev-a", Type: webhooks.UserCreated, Data: map[string]any{"user": webhooks.UserData{ID: "u-a", Status: "active"}}},
 			webhooks.Event{ID: "ev-b", Type: webhooks.MembershipAdded, Data: map[string]any{"membership": webhooks.MembershipData{UserID: "u-b", OrgUnitID: "town-b", Role: "member"}}},
+			// Names no one the scope could place: sent to no one, not retried forever.
+			webhooks.Event{ID: "ev-odd", Type: webhooks.UserCreated, Data: map[string]string{"id": "u-x"}},
 		); err != nil {
 			t.Fatal(err)
 		}
@@ -301,6 +303,10 @@ func TestEventsOutsideTheScopeAreNotSent(t *testing.T) {
 		}
 		if town.accepted["ev-a"] != 1 || town.calls != 1 {
 			t.Errorf("the town's system got %v in %d calls, want only ev-a", town.accepted, town.calls)
+		}
+		var pending int
+		if err := d.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NULL AND gave_up_at IS NULL`).Scan(&pending); err != nil || pending != 0 {
+			t.Errorf("%d deliveries still waiting (%v), want every one settled", pending, err)
 		}
 		if log, _, err := hub.Attempts(ctx, subs["town-a-app"].ID, "", 10); err != nil || len(log) != 1 || log[0].EventID != "ev-a" {
 			t.Errorf("the town's delivery log: %+v, %v; want ev-a alone", log, err)
